@@ -1,0 +1,22 @@
+//! mta-sts-exporter: checks the MTA-STS (RFC 8461) and TLS-RPT (RFC 8460) posture of mail
+//! domains.
+//!
+//! The modules follow the path of one check:
+//!
+//! - [`stage`]: pure functions, no sockets. [`stage::record`] parses the `_mta-sts` TXT record,
+//!   [`stage::policy`] the policy file, [`stage::mx`] matches MX hosts against `mx` patterns,
+//!   [`stage::tlsrpt`] parses the `_smtp._tls` record, [`stage::cert`] describes and judges
+//!   certificates.
+//! - [`probe`]: I/O only. [`probe::dns`] (hickory), [`probe::https`] (policy fetch),
+//!   [`probe::smtp`] (STARTTLS), [`probe::tls`] (capture the chain, then judge it),
+//!   [`probe::target`] (which addresses we refuse to connect to).
+//! - [`check`] runs the stages for one domain and returns a [`report::DomainReport`], plain data
+//!   holding each stage's outcome and a list of [`finding::Finding`]s.
+//! - [`render`] prints a report for people.
+
+pub mod check;
+pub mod finding;
+pub mod probe;
+pub mod render;
+pub mod report;
+pub mod stage;
