@@ -1,1 +1,431 @@
-//! TODO: being written
+//! Describes a certificate chain and judges it the way an RFC 8461 sender would, one property
+//! at a time, so that an expired certificate does not hide an untrusted issuer or a wrong name.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ring::digest;
+use rustls::client::{verify_server_cert_signed_by_trust_anchor, verify_server_name};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::server::ParsedCertificate;
+use rustls::{CertificateError, RootCertStore};
+use serde::{Deserialize, Serialize};
+use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
+use x509_parser::public_key::PublicKey;
+
+/// What the leaf certificate says about itself.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertInfo {
+    pub subject: String,
+    pub issuer: String,
+    /// DNS names from the subjectAltName extension (the only names RFC 8461 matches).
+    pub dns_names: Vec<String>,
+    pub serial: String,
+    /// "ECDSA P-256", "RSA 2048", ...
+    pub key_type: String,
+    /// Unix seconds.
+    pub not_before: i64,
+    /// Unix seconds.
+    pub not_after: i64,
+    /// Lower-case hex of the SHA-256 of the DER encoding.
+    pub sha256_fingerprint: String,
+}
+
+impl CertInfo {
+    /// Parses one DER certificate. The error names what could not be read.
+    pub fn from_der(der: &[u8]) -> Result<CertInfo, String> {
+        let (_, cert) = X509Certificate::from_der(der)
+            .map_err(|e| format!("certificate is not valid DER X.509: {e}"))?;
+        let mut dns_names = Vec::new();
+        if let Ok(Some(san)) = cert.subject_alternative_name() {
+            for name in &san.value.general_names {
+                if let GeneralName::DNSName(n) = name {
+                    dns_names.push((*n).to_string());
+                }
+            }
+        }
+        let key_type = match cert.public_key().parsed() {
+            Ok(PublicKey::RSA(k)) => format!("RSA {}", k.key_size()),
+            Ok(PublicKey::EC(p)) => format!("ECDSA {}", p.key_size()),
+            Ok(PublicKey::DSA(_)) => "DSA".to_string(),
+            Ok(PublicKey::GostR3410(_)) | Ok(PublicKey::GostR3410_2012(_)) => "GOST".to_string(),
+            Ok(PublicKey::Unknown(_)) | Err(_) => cert
+                .public_key()
+                .algorithm
+                .algorithm
+                .to_id_string()
+                .to_string(),
+        };
+        let fingerprint = digest::digest(&digest::SHA256, der);
+        Ok(CertInfo {
+            subject: cert.subject().to_string(),
+            issuer: cert.issuer().to_string(),
+            dns_names,
+            serial: cert.raw_serial_as_string(),
+            key_type,
+            not_before: cert.validity().not_before.timestamp(),
+            not_after: cert.validity().not_after.timestamp(),
+            sha256_fingerprint: hex(fingerprint.as_ref()),
+        })
+    }
+
+    /// Whole days from `now` (unix seconds) until expiry; negative once expired.
+    pub fn days_left(&self, now: i64) -> i64 {
+        (self.not_after - now).div_euclid(86_400)
+    }
+}
+
+/// One reason a sender would refuse the certificate. Mirrors rustls' `CertificateError`,
+/// folded into the cases an operator can act on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CertFault {
+    Expired,
+    NotYetValid,
+    NameMismatch,
+    /// The chain ends in a CA that is not in the trust store.
+    UnknownIssuer,
+    /// The leaf is its own issuer and not trusted.
+    SelfSigned,
+    /// The issuer of the last certificate sent was neither sent nor is a trusted root:
+    /// usually a missing intermediate.
+    IncompleteChain,
+    /// The server sent no certificate, or one that cannot be parsed.
+    BadEncoding,
+    Other,
+}
+
+impl CertFault {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CertFault::Expired => "expired",
+            CertFault::NotYetValid => "not_yet_valid",
+            CertFault::NameMismatch => "name_mismatch",
+            CertFault::UnknownIssuer => "unknown_issuer",
+            CertFault::SelfSigned => "self_signed",
+            CertFault::IncompleteChain => "incomplete_chain",
+            CertFault::BadEncoding => "bad_encoding",
+            CertFault::Other => "other",
+        }
+    }
+
+    /// A sentence for people.
+    pub fn describe(self) -> &'static str {
+        match self {
+            CertFault::Expired => "the certificate has expired",
+            CertFault::NotYetValid => "the certificate is not valid yet",
+            CertFault::NameMismatch => "the certificate is not valid for this host name",
+            CertFault::UnknownIssuer => "the chain ends in a CA that is not trusted",
+            CertFault::SelfSigned => "the certificate is self-signed",
+            CertFault::IncompleteChain => {
+                "the chain is incomplete: an intermediate certificate is missing"
+            }
+            CertFault::BadEncoding => "the certificate cannot be parsed",
+            CertFault::Other => "the certificate was rejected",
+        }
+    }
+}
+
+/// The judgement of one presented chain for one host name. Trust, name and time are judged
+/// independently; `first_error` is what a WebPKI sender reports (it stops at the first fault).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertVerdict {
+    pub trusted: bool,
+    pub name_matches: bool,
+    pub time_valid: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_error: Option<CertFault>,
+    /// Why the chain is not trusted, judged at an instant inside the leaf's validity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trust_error: Option<CertFault>,
+    /// The verifier's own words for the trust failure, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+impl CertVerdict {
+    /// A sender would accept this certificate.
+    pub fn is_valid(&self) -> bool {
+        self.trusted && self.name_matches && self.time_valid
+    }
+
+    /// Every fault that holds, in the order a sender checks them.
+    pub fn faults(&self) -> Vec<CertFault> {
+        let mut faults = Vec::new();
+        if let Some(time) = self.time_fault() {
+            faults.push(time);
+        }
+        if let Some(trust) = self.trust_error {
+            faults.push(trust);
+        }
+        if !self.name_matches {
+            faults.push(CertFault::NameMismatch);
+        }
+        faults
+    }
+
+    fn time_fault(&self) -> Option<CertFault> {
+        match self.first_error {
+            Some(f @ (CertFault::Expired | CertFault::NotYetValid)) if !self.time_valid => Some(f),
+            _ if !self.time_valid => Some(CertFault::Expired),
+            _ => None,
+        }
+    }
+
+    fn unparsable(detail: String) -> CertVerdict {
+        CertVerdict {
+            trusted: false,
+            name_matches: false,
+            time_valid: false,
+            first_error: Some(CertFault::BadEncoding),
+            trust_error: Some(CertFault::BadEncoding),
+            detail: Some(detail),
+        }
+    }
+}
+
+/// The roots we trust and the algorithms we verify with. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct TrustStore {
+    roots: Arc<RootCertStore>,
+    provider: Arc<CryptoProvider>,
+}
+
+impl TrustStore {
+    /// Mozilla's roots (webpki-roots), plus the PEM certificates in `extra_pem` if given.
+    pub fn new(extra_pem: Option<&[u8]>) -> Result<TrustStore, String> {
+        let mut roots = RootCertStore::empty();
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        if let Some(pem) = extra_pem {
+            add_pem(&mut roots, pem)?;
+        }
+        Ok(TrustStore::from_roots(roots))
+    }
+
+    /// Only the PEM certificates in `pem` (private PKI, tests).
+    pub fn only(pem: &[u8]) -> Result<TrustStore, String> {
+        let mut roots = RootCertStore::empty();
+        add_pem(&mut roots, pem)?;
+        Ok(TrustStore::from_roots(roots))
+    }
+
+    pub fn from_roots(roots: RootCertStore) -> TrustStore {
+        TrustStore {
+            roots: Arc::new(roots),
+            provider: Arc::new(rustls::crypto::ring::default_provider()),
+        }
+    }
+
+    pub fn roots(&self) -> &Arc<RootCertStore> {
+        &self.roots
+    }
+
+    pub fn provider(&self) -> &Arc<CryptoProvider> {
+        &self.provider
+    }
+
+    /// Judges `chain` (leaf first, as the server sent it) for `host` at `now`.
+    pub fn judge(&self, chain: &[CertificateDer<'_>], host: &str, now: UnixTime) -> CertVerdict {
+        let Some(leaf_der) = chain.first() else {
+            return CertVerdict::unparsable("the server sent no certificate".into());
+        };
+        let leaf = match CertInfo::from_der(leaf_der) {
+            Ok(info) => info,
+            Err(e) => return CertVerdict::unparsable(e),
+        };
+        let parsed = match ParsedCertificate::try_from(leaf_der) {
+            Ok(p) => p,
+            Err(e) => return CertVerdict::unparsable(e.to_string()),
+        };
+        let now_secs = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
+
+        // Time, judged on the leaf alone.
+        let time_fault = if now_secs > leaf.not_after {
+            Some(CertFault::Expired)
+        } else if now_secs < leaf.not_before {
+            Some(CertFault::NotYetValid)
+        } else {
+            None
+        };
+
+        // Trust, judged at an instant inside the leaf's validity so expiry cannot mask it.
+        let trust_time = if time_fault.is_some() {
+            let mid = leaf.not_before + (leaf.not_after - leaf.not_before) / 2;
+            UnixTime::since_unix_epoch(Duration::from_secs(u64::try_from(mid).unwrap_or(0)))
+        } else {
+            now
+        };
+        let algorithms = self.provider.signature_verification_algorithms.all;
+        let trust = verify_server_cert_signed_by_trust_anchor(
+            &parsed,
+            &self.roots,
+            chain.get(1..).unwrap_or_default(),
+            trust_time,
+            algorithms,
+        );
+        let (trust_error, detail) = match trust {
+            Ok(()) => (None, None),
+            Err(rustls::Error::InvalidCertificate(e)) => {
+                (Some(self.classify_trust(&e, chain)), Some(e.to_string()))
+            }
+            Err(e) => (Some(CertFault::Other), Some(e.to_string())),
+        };
+
+        // Name: RFC 6125 DNS-ID in subjectAltName only, wildcard only as the whole left-most label.
+        let name_matches = match ServerName::try_from(host) {
+            Ok(name) => verify_server_name(&parsed, &name).is_ok(),
+            Err(_) => false,
+        };
+
+        let first_error = time_fault
+            .or(trust_error)
+            .or((!name_matches).then_some(CertFault::NameMismatch));
+        CertVerdict {
+            trusted: trust_error.is_none(),
+            name_matches,
+            time_valid: time_fault.is_none(),
+            first_error,
+            trust_error,
+            detail,
+        }
+    }
+
+    fn classify_trust(&self, error: &CertificateError, chain: &[CertificateDer<'_>]) -> CertFault {
+        match error {
+            CertificateError::UnknownIssuer => self.classify_unknown_issuer(chain),
+            CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
+                // An intermediate has expired (the leaf's own time is judged separately).
+                CertFault::Expired
+            }
+            CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
+                CertFault::NotYetValid
+            }
+            CertificateError::BadEncoding => CertFault::BadEncoding,
+            _ => CertFault::Other,
+        }
+    }
+
+    /// Tells a self-signed leaf, a missing intermediate and an untrusted CA apart.
+    fn classify_unknown_issuer(&self, chain: &[CertificateDer<'_>]) -> CertFault {
+        let parsed: Vec<X509Certificate<'_>> = chain
+            .iter()
+            .filter_map(|der| X509Certificate::from_der(der).ok().map(|(_, c)| c))
+            .collect();
+        let Some(last) = parsed.last() else {
+            return CertFault::BadEncoding;
+        };
+        let self_issued = last.subject().as_raw() == last.issuer().as_raw();
+        if self_issued {
+            return if parsed.len() == 1 {
+                CertFault::SelfSigned
+            } else {
+                CertFault::UnknownIssuer
+            };
+        }
+        let issuer = strip_der_header(last.issuer().as_raw());
+        let issuer_is_root = self
+            .roots
+            .roots
+            .iter()
+            .any(|anchor| Some(anchor.subject.as_ref()) == issuer);
+        if issuer_is_root {
+            // Signed by a name we trust, but the signature did not verify.
+            CertFault::UnknownIssuer
+        } else {
+            CertFault::IncompleteChain
+        }
+    }
+}
+
+fn add_pem(roots: &mut RootCertStore, pem: &[u8]) -> Result<(), String> {
+    use rustls::pki_types::pem::PemObject;
+    let mut added = 0;
+    for cert in CertificateDer::pem_slice_iter(pem) {
+        let cert = cert.map_err(|e| format!("cannot read PEM certificate: {e}"))?;
+        roots
+            .add(cert)
+            .map_err(|e| format!("cannot use certificate as a trust anchor: {e}"))?;
+        added += 1;
+    }
+    if added == 0 {
+        return Err("no PEM certificate (-----BEGIN CERTIFICATE-----) found".into());
+    }
+    Ok(())
+}
+
+/// The contents of a DER SEQUENCE (webpki keeps a trust anchor's subject without its header).
+fn strip_der_header(der: &[u8]) -> Option<&[u8]> {
+    let (&tag, rest) = der.split_first()?;
+    if tag != 0x30 {
+        return None;
+    }
+    let (&len, rest) = rest.split_first()?;
+    let (len, rest) = match len {
+        0..=0x7f => (usize::from(len), rest),
+        0x81 => {
+            let (&l, rest) = rest.split_first()?;
+            (usize::from(l), rest)
+        }
+        0x82 => {
+            let l = rest.get(..2)?;
+            (usize::from(l[0]) << 8 | usize::from(l[1]), rest.get(2..)?)
+        }
+        _ => return None,
+    };
+    rest.get(..len)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strip_header_short_and_long_forms() {
+        assert_eq!(strip_der_header(&[0x30, 2, 1, 2]), Some(&[1u8, 2][..]));
+        let mut long = vec![0x30, 0x81, 3];
+        long.extend([7, 8, 9]);
+        assert_eq!(strip_der_header(&long), Some(&[7u8, 8, 9][..]));
+        assert_eq!(strip_der_header(&[0x31, 0]), None);
+        assert_eq!(strip_der_header(&[0x30, 5, 1]), None);
+        assert_eq!(strip_der_header(&[]), None);
+    }
+
+    #[test]
+    fn judge_without_chain_is_bad_encoding() {
+        let store = TrustStore::new(None).unwrap();
+        let v = store.judge(&[], "mx.example.test", UnixTime::now());
+        assert!(!v.is_valid());
+        assert_eq!(v.first_error, Some(CertFault::BadEncoding));
+        let junk = CertificateDer::from(vec![1u8, 2, 3]);
+        let v = store.judge(&[junk], "mx.example.test", UnixTime::now());
+        assert_eq!(v.first_error, Some(CertFault::BadEncoding));
+    }
+
+    #[test]
+    fn days_left_rounds_down_and_goes_negative() {
+        let info = CertInfo {
+            subject: String::new(),
+            issuer: String::new(),
+            dns_names: vec![],
+            serial: String::new(),
+            key_type: String::new(),
+            not_before: 0,
+            not_after: 10 * 86_400,
+            sha256_fingerprint: String::new(),
+        };
+        assert_eq!(info.days_left(0), 10);
+        assert_eq!(info.days_left(86_400 + 1), 8);
+        assert_eq!(info.days_left(11 * 86_400), -1);
+    }
+}
