@@ -154,7 +154,7 @@ pub fn parse_sts_record(text: &str) -> Result<(StsRecord, Vec<Finding>), Finding
             id = Some(value.to_string());
             continue;
         }
-        check_field_name(name).map_err(invalid)?;
+        check_field_name(name, '=').map_err(invalid)?;
         check_ext_value(name, value).map_err(invalid)?;
         if name == "v" || extensions.iter().any(|(n, _)| n == name) {
             findings.push(duplicate_field(text, field));
@@ -277,8 +277,8 @@ pub(crate) fn is_wsp(c: char) -> bool {
 }
 
 /// `(ALPHA / DIGIT) *31(ALPHA / DIGIT / "_" / "-" / ".")`: the name of an extension field, in
-/// the TXT records of both RFCs and in the policy file.
-pub(crate) fn check_field_name(name: &str) -> Result<(), String> {
+/// the TXT records of both RFCs (`delimiter` `=`) and in the policy file (`delimiter` `:`).
+pub(crate) fn check_field_name(name: &str, delimiter: char) -> Result<(), String> {
     let valid_first = name
         .chars()
         .next()
@@ -290,9 +290,9 @@ pub(crate) fn check_field_name(name: &str) -> Result<(), String> {
         Err("a field has an empty name".to_string())
     } else if !valid_first || !valid_rest {
         let spaces = if name.ends_with(is_wsp) {
-            " (no whitespace is allowed before \"=\")"
+            format!(" (no whitespace is allowed before \"{delimiter}\")")
         } else {
-            ""
+            String::new()
         };
         Err(format!(
             "the field name {} must start with a letter or digit and contain only letters, \

@@ -159,7 +159,7 @@ pub fn parse_tlsrpt_record(text: &str) -> Result<(TlsRptRecord, Vec<Finding>), F
             rua = Some(parse_rua(trimmed).map_err(invalid)?);
             continue;
         }
-        check_field_name(name).map_err(invalid)?;
+        check_field_name(name, '=').map_err(invalid)?;
         check_ext_value(name, value).map_err(invalid)?;
         if name == "v" || extensions.iter().any(|(n, _)| n == name) {
             findings.push(note(format!(
