@@ -610,14 +610,17 @@ mod tests {
     }
 
     #[test]
-    fn empty_resolv_conf_is_an_error() {
+    fn resolv_conf_needs_a_nameserver() {
         let dir = std::env::temp_dir().join(format!("mta-sts-dns-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("resolv.conf");
         std::fs::write(&path, "search example.com\n").unwrap();
         let err = Dns::with_resolv_conf(&ResolverSettings::default(), &path).unwrap_err();
-        std::fs::remove_dir_all(&dir).unwrap();
         assert!(matches!(err, DnsSetupError::NoNameservers { .. }));
+        std::fs::write(&path, "nameserver 127.0.0.1\n").unwrap();
+        let built = Dns::with_resolv_conf(&ResolverSettings::default(), &path);
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(built.is_ok());
     }
 
     #[test]

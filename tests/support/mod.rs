@@ -1,3 +1,4 @@
 //! In-process fakes for the integration tests: DNS, HTTPS and SMTP servers on 127.0.0.1:0 and
 //! certificates minted with rcgen. Nothing here touches the internet.
 #![allow(dead_code)]
+pub mod dns;
