@@ -47,7 +47,9 @@ pub struct ResolverSettings {
     /// `None` uses the `nameserver` lines of /etc/resolv.conf (its other settings are ignored).
     /// `Some` asks only this server: UDP first, TCP when the UDP answer is truncated.
     pub server: Option<SocketAddr>,
-    /// How long one try of one query may take. Default 5 s.
+    /// How long one try of one query may take. Default 5 s. Within a try hickory resends an
+    /// unanswered UDP query (every 333 ms or more, at most 3 packets); a query gives up after
+    /// about `attempts * timeout`.
     pub timeout: Duration,
     /// Total tries per query (first try included), at least 1. A timeout, SERVFAIL or REFUSED
     /// is retried; NXDOMAIN and NODATA are final. Default 2.
