@@ -56,11 +56,14 @@ pub fn validate_pattern(pattern: &str) -> Result<(), String> {
         None => name,
     };
     if domain.contains('*') {
-        return Err(
+        return Err(if name.starts_with("*.") {
             "\"*\" is only allowed once, as the whole left-most label, as in \
-                    \"*.example.com\" (it matches exactly one label)"
-                .to_string(),
-        );
+             \"*.example.com\" (it matches exactly one label)"
+        } else {
+            "\"*\" must be the whole left-most label, as in \"*.example.com\"; partial \
+             wildcards such as \"mail*\" are not allowed"
+        }
+        .to_string());
     }
     let labels: Vec<&str> = domain.split('.').collect();
     for label in &labels {
@@ -224,9 +227,9 @@ mod tests {
             ("mx1.a.com,mx2.a.com", "own \"mx:\" line"),
             ("mx1.a.com mx2.a.com", "own \"mx:\" line"),
             ("*.*.a.com", "only allowed once"),
-            ("mail*.a.com", "only allowed once"),
-            ("*mail.a.com", "only allowed once"),
-            ("mail.*.a.com", "only allowed once"),
+            ("mail*.a.com", "partial wildcards"),
+            ("*mail.a.com", "partial wildcards"),
+            ("mail.*.a.com", "whole left-most label"),
             ("*", "bare"),
             ("*.", "bare"),
             ("*.com", "at least two labels"),

@@ -94,7 +94,7 @@ pub struct PolicyParse {
 /// after an error, so one fetch reports everything wrong with the file.
 pub fn parse_policy(body: &[u8]) -> PolicyParse {
     let mut findings = Findings::default();
-    let line_ending = line_endings(body, &mut findings);
+    let (line_ending, mixed) = line_endings(body);
     let text = match std::str::from_utf8(body) {
         Ok(text) => text,
         Err(error) => {
@@ -120,6 +120,9 @@ pub fn parse_policy(body: &[u8]) -> PolicyParse {
         }
         None => text,
     };
+    if let Some(mixed) = mixed {
+        findings.push(mixed);
+    }
 
     let mut fields = Fields::default();
     let segments: Vec<&str> = text.split('\n').collect();
@@ -293,6 +296,18 @@ fn parse_line(content: &str, line: u32, fields: &mut Fields, findings: &mut Find
         findings.push(invalid(why));
         return;
     }
+    // The key counts as present even if its value is malformed, so the file-wide checks do not
+    // also call it missing.
+    let first = if key == KEY_MX {
+        fields.mx_lines += 1;
+        None
+    } else {
+        let first = fields.first_line(key);
+        if first.is_none() {
+            fields.first_lines.push((key.to_string(), line));
+        }
+        first
+    };
     let value = raw_value.trim_matches(is_wsp);
     if value.is_empty() {
         findings.push(invalid(format!("the key {} has no value", quote(key))));
@@ -307,7 +322,6 @@ fn parse_line(content: &str, line: u32, fields: &mut Fields, findings: &mut Find
     }
 
     if key == KEY_MX {
-        fields.mx_lines += 1;
         match validate_pattern(value) {
             Ok(()) => fields.mx.push(value.to_string()),
             Err(why) => findings.push(
@@ -323,7 +337,7 @@ fn parse_line(content: &str, line: u32, fields: &mut Fields, findings: &mut Find
         }
         return;
     }
-    if let Some(first) = fields.first_line(key) {
+    if let Some(first) = first {
         findings.push(
             Finding::new(
                 Code::PolicyDuplicateField,
@@ -338,7 +352,6 @@ fn parse_line(content: &str, line: u32, fields: &mut Fields, findings: &mut Find
         );
         return;
     }
-    fields.first_lines.push((key.to_string(), line));
     match key {
         KEY_VERSION => {
             if value != VERSION {
@@ -417,7 +430,7 @@ fn finish(fields: Fields, line_ending: LineEnding, mut findings: Findings) -> Po
         findings.push(Finding::new(
             Code::PolicyModeMissing,
             format!(
-                "the policy has no \"mode:\" line (enforce, testing or none){}",
+                "the policy has no \"mode:\" line; it must say enforce, testing or none{}",
                 fields.near_miss(KEY_MODE)
             ),
         ));
@@ -454,8 +467,8 @@ fn finish(fields: Fields, line_ending: LineEnding, mut findings: Findings) -> Po
                     Code::PolicyMaxAgeLow,
                     format!(
                         "line {line}: max_age {max_age} is under one day (86400) with mode {}; \
-                         senders drop the policy soon after a failed refresh, RFC 8461 expects \
-                         weeks or more",
+                         senders forget the policy that soon, so one blocked refresh ends its \
+                         protection; RFC 8461 expects weeks or more",
                         mode.as_str()
                     ),
                 )
@@ -495,8 +508,8 @@ fn finish(fields: Fields, line_ending: LineEnding, mut findings: Findings) -> Po
     }
 }
 
-/// Classifies the terminators and reports a mix of LF and CRLF.
-fn line_endings(body: &[u8], findings: &mut Findings) -> LineEnding {
+/// Classifies the terminators, with a finding for a mix of LF and CRLF.
+fn line_endings(body: &[u8]) -> (LineEnding, Option<Finding>) {
     let mut crlf = 0usize;
     let mut lf = 0usize;
     let mut first: Option<(bool, usize)> = None;
@@ -523,26 +536,24 @@ fn line_endings(body: &[u8], findings: &mut Findings) -> LineEnding {
         previous = Some(byte);
     }
     match (crlf, lf) {
-        (0, 0) => LineEnding::Unterminated,
-        (_, 0) => LineEnding::Crlf,
-        (0, _) => LineEnding::Lf,
+        (0, 0) => (LineEnding::Unterminated, None),
+        (_, 0) => (LineEnding::Crlf, None),
+        (0, _) => (LineEnding::Lf, None),
         _ => {
             let name = |is_crlf: bool| if is_crlf { "CRLF" } else { "LF" };
             let (first_crlf, first_line) = first.unwrap_or((true, 1));
             let other_line = first_other.unwrap_or(line);
-            findings.push(
-                Finding::new(
-                    Code::PolicyMixedLineEndings,
-                    format!(
-                        "the policy mixes line endings ({crlf} CRLF, {lf} LF): line {first_line} \
+            let finding = Finding::new(
+                Code::PolicyMixedLineEndings,
+                format!(
+                    "the policy mixes line endings ({crlf} CRLF, {lf} LF): line {first_line} \
                          ends in {} but line {other_line} in {}; use one throughout",
-                        name(first_crlf),
-                        name(!first_crlf)
-                    ),
-                )
-                .at_line(u32::try_from(other_line).unwrap_or(u32::MAX)),
-            );
-            LineEnding::Mixed
+                    name(first_crlf),
+                    name(!first_crlf)
+                ),
+            )
+            .at_line(u32::try_from(other_line).unwrap_or(u32::MAX));
+            (LineEnding::Mixed, Some(finding))
         }
     }
 }
@@ -807,6 +818,30 @@ mod tests {
     }
 
     #[test]
+    fn malformed_known_key_is_not_also_missing() {
+        let parse = parse_policy(b"version: STSv1\nmode:\nmax_age: 86400\nmx: a.example.com\n");
+        assert_eq!(codes(&parse), vec![Code::PolicyLineInvalid]);
+        assert_eq!(parse.findings[0].line, Some(2));
+        let parse = parse_policy(b"version: STSv1\nmode: enforce\nmax_age: 86400\nmx: a.com\x01\n");
+        assert_eq!(codes(&parse), vec![Code::PolicyLineInvalid]);
+        // A malformed duplicate still breaks the grammar of the file.
+        let parse = parse_policy(b"version: STSv1\nmode: none\nmax_age: 86400\nmode:\n");
+        assert_eq!(codes(&parse), vec![Code::PolicyLineInvalid]);
+        assert_eq!(parse.findings[0].line, Some(4));
+    }
+
+    #[test]
+    fn bom_comes_first_and_other_findings_stay_accurate() {
+        let parse =
+            parse_policy("\u{feff}version: STSv1\r\nmode: none\nmax_age: 86400\n".as_bytes());
+        assert_eq!(
+            codes(&parse),
+            vec![Code::PolicyBom, Code::PolicyMixedLineEndings]
+        );
+        assert_eq!(parse.line_ending, LineEnding::Mixed);
+    }
+
+    #[test]
     fn version_rules() {
         let parse = parse_policy(b"version: STSv2\nmode: none\nmax_age: 1\n");
         let f = finding(&parse, Code::PolicyVersionInvalid, Some(1));
@@ -926,7 +961,7 @@ mod tests {
         assert_eq!(parse.policy, None);
         for (pattern, why) in [
             ("*.*.a.com", "only allowed once"),
-            ("mail*.a.com", "only allowed once"),
+            ("mail*.a.com", "partial wildcards"),
             ("*", "bare"),
             ("bücher.example", "A-label"),
         ] {

@@ -1,4 +1,4 @@
-//! The `_mta-sts` TXT record: selection among the TXT records at the name and strict grammar (RFC 8461 §3.1).
+//! The `_mta-sts` TXT record: which one senders keep, and its strict grammar (RFC 8461 §3.1).
 
 use serde::Serialize;
 

@@ -1,4 +1,4 @@
-//! The `_smtp._tls` TXT record: selection among the TXT records at the name and grammar (RFC 8460 §3).
+//! The `_smtp._tls` TXT record: which one senders keep, and its grammar (RFC 8460 §3).
 
 use serde::Serialize;
 
