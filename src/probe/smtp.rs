@@ -202,6 +202,28 @@ impl SmtpProbe {
     }
 }
 
+impl fmt::Display for SmtpOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SmtpOutcome::Ok => f.write_str("STARTTLS ok"),
+            SmtpOutcome::ConnectRefused => f.write_str("connection refused"),
+            SmtpOutcome::ConnectTimeout => f.write_str("connection timed out"),
+            SmtpOutcome::ConnectFailed { detail } => write!(f, "connection failed: {detail}"),
+            SmtpOutcome::Timeout { phase } => write!(f, "timed out waiting for the {phase}"),
+            SmtpOutcome::GreetingRejected { code, text } => {
+                write!(f, "greeting rejected: {code} {text}")
+            }
+            SmtpOutcome::ProtocolError { detail } => write!(f, "protocol error: {detail}"),
+            SmtpOutcome::StarttlsNotOffered => f.write_str("STARTTLS not offered"),
+            SmtpOutcome::StarttlsRefused { code, text } => {
+                write!(f, "STARTTLS refused: {code} {text}")
+            }
+            SmtpOutcome::StarttlsInjection => f.write_str("data injected after STARTTLS"),
+            SmtpOutcome::Tls { failure, detail } => write!(f, "TLS {failure:?}: {detail}"),
+        }
+    }
+}
+
 /// Connects to `address` and runs the STARTTLS dialog for MX `host`. Never fails: every way
 /// the dialog can end is an [`SmtpOutcome`].
 pub async fn probe_mx(
@@ -573,28 +595,6 @@ fn quote(line: &[u8]) -> String {
         quoted.push_str("...");
     }
     quoted
-}
-
-impl fmt::Display for SmtpOutcome {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SmtpOutcome::Ok => f.write_str("STARTTLS ok"),
-            SmtpOutcome::ConnectRefused => f.write_str("connection refused"),
-            SmtpOutcome::ConnectTimeout => f.write_str("connection timed out"),
-            SmtpOutcome::ConnectFailed { detail } => write!(f, "connection failed: {detail}"),
-            SmtpOutcome::Timeout { phase } => write!(f, "timed out waiting for the {phase}"),
-            SmtpOutcome::GreetingRejected { code, text } => {
-                write!(f, "greeting rejected: {code} {text}")
-            }
-            SmtpOutcome::ProtocolError { detail } => write!(f, "protocol error: {detail}"),
-            SmtpOutcome::StarttlsNotOffered => f.write_str("STARTTLS not offered"),
-            SmtpOutcome::StarttlsRefused { code, text } => {
-                write!(f, "STARTTLS refused: {code} {text}")
-            }
-            SmtpOutcome::StarttlsInjection => f.write_str("data injected after STARTTLS"),
-            SmtpOutcome::Tls { failure, detail } => write!(f, "TLS {failure:?}: {detail}"),
-        }
-    }
 }
 
 #[cfg(test)]
