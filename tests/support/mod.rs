@@ -3,3 +3,4 @@
 #![allow(dead_code)]
 pub mod certs;
 pub mod dns;
+pub mod smtp;

@@ -1,0 +1,324 @@
+//! A scripted SMTP server on 127.0.0.1:0: each step of the STARTTLS dialog is set by an
+//! `SmtpBehaviour` (after blackbox_exporter's scripted STARTTLS test). One task per
+//! connection and no threads, so a fleet simulation can run hundreds.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::{JoinHandle, JoinSet};
+use tokio_rustls::TlsAcceptor;
+
+use super::certs::Leaf;
+
+/// What the server says first.
+#[derive(Clone, Debug)]
+pub enum Greeting {
+    /// These lines, each followed by CRLF, in one write.
+    Lines(Vec<String>),
+    /// Nothing: hold the connection until the client leaves.
+    Never,
+    /// `text` and CRLF, one byte every `interval`.
+    Trickle { text: String, interval: Duration },
+    /// "220 " and then one line that never ends.
+    Endless,
+    /// These bytes as they are, then the command loop.
+    Garbage(Vec<u8>),
+}
+
+/// The script. `Default` is well-behaved up to STARTTLS ("220 mx.example.test ESMTP",
+/// EHLO listing PIPELINING and STARTTLS, "220 ready") but has no certificate, so it closes
+/// after the 220; [`SmtpBehaviour::serving`] adds one.
+#[derive(Clone)]
+pub struct SmtpBehaviour {
+    pub greeting: Greeting,
+    /// Raw reply lines to EHLO (inside TLS too), without CRLF.
+    pub ehlo: Vec<String>,
+    /// Answer EHLO with "250-x" lines forever.
+    pub endless_ehlo: bool,
+    /// The reply line to STARTTLS; TLS follows only if it starts with "220".
+    pub starttls_reply: String,
+    /// Bytes sent in the same write as the STARTTLS reply, before any handshake.
+    pub inject_after_starttls: Option<Vec<u8>>,
+    /// The TLS server after a 220 to STARTTLS; `None` closes the connection instead.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Answer the ClientHello with pseudo-random bytes instead of TLS.
+    pub tls_garbage: bool,
+}
+
+impl Default for SmtpBehaviour {
+    fn default() -> SmtpBehaviour {
+        SmtpBehaviour {
+            greeting: Greeting::Lines(vec!["220 mx.example.test ESMTP".into()]),
+            ehlo: vec![
+                "250-mx.example.test".into(),
+                "250-PIPELINING".into(),
+                "250 STARTTLS".into(),
+            ],
+            endless_ehlo: false,
+            starttls_reply: "220 ready".into(),
+            inject_after_starttls: None,
+            tls: None,
+            tls_garbage: false,
+        }
+    }
+}
+
+impl SmtpBehaviour {
+    /// The well-behaved server, presenting `leaf`'s chain after STARTTLS (TLS 1.2 and 1.3).
+    pub fn serving(leaf: &Leaf) -> SmtpBehaviour {
+        SmtpBehaviour {
+            tls: Some(leaf.server_config()),
+            ..SmtpBehaviour::default()
+        }
+    }
+}
+
+/// A running fake; it stops, with all its connections, when dropped.
+pub struct FakeSmtp {
+    pub addr: SocketAddr,
+    record: Arc<Record>,
+    task: JoinHandle<()>,
+}
+
+impl FakeSmtp {
+    pub async fn start(behaviour: SmtpBehaviour) -> FakeSmtp {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1:0");
+        let addr = listener.local_addr().expect("local address");
+        let record = Arc::new(Record::default());
+        let behaviour = Arc::new(behaviour);
+        let task = tokio::spawn(accept(listener, behaviour, record.clone()));
+        FakeSmtp { addr, record, task }
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.record.connections.load(Ordering::SeqCst)
+    }
+
+    /// The server name from the last ClientHello that carried one.
+    pub fn sni(&self) -> Option<String> {
+        lock(&self.record.sni).clone()
+    }
+
+    /// Plaintext command lines received, in order, without CRLF.
+    pub fn commands(&self) -> Vec<String> {
+        lock(&self.record.commands).clone()
+    }
+
+    /// Command lines received inside TLS.
+    pub fn tls_commands(&self) -> Vec<String> {
+        lock(&self.record.tls_commands).clone()
+    }
+}
+
+impl Drop for FakeSmtp {
+    fn drop(&mut self) {
+        // Dropping the accept task drops its JoinSet, which aborts every connection task.
+        self.task.abort();
+    }
+}
+
+#[derive(Default)]
+struct Record {
+    connections: AtomicUsize,
+    sni: Mutex<Option<String>>,
+    commands: Mutex<Vec<String>>,
+    tls_commands: Mutex<Vec<String>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+async fn accept(listener: TcpListener, behaviour: Arc<SmtpBehaviour>, record: Arc<Record>) {
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((tcp, _)) = accepted else { return };
+                record.connections.fetch_add(1, Ordering::SeqCst);
+                connections.spawn(serve(tcp, behaviour.clone(), record.clone()));
+            }
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+}
+
+async fn serve(tcp: TcpStream, behaviour: Arc<SmtpBehaviour>, record: Arc<Record>) {
+    let mut reader = BufReader::new(tcp);
+    match &behaviour.greeting {
+        Greeting::Lines(lines) => {
+            if send(&mut reader, &crlf(lines)).await.is_err() {
+                return;
+            }
+        }
+        Greeting::Never => {
+            drain(&mut reader).await;
+            return;
+        }
+        Greeting::Trickle { text, interval } => {
+            for byte in text.bytes().chain(*b"\r\n") {
+                if send(&mut reader, &[byte]).await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(*interval).await;
+            }
+        }
+        Greeting::Endless => {
+            let _ = send(&mut reader, b"220 ").await;
+            let chunk = [b'a'; 1024];
+            while send(&mut reader, &chunk).await.is_ok() {}
+            return;
+        }
+        Greeting::Garbage(bytes) => {
+            if send(&mut reader, bytes).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    while let Some(line) = read_line(&mut reader).await {
+        lock(&record.commands).push(line.clone());
+        let verb = line
+            .split(' ')
+            .next()
+            .unwrap_or_default()
+            .to_ascii_uppercase();
+        let sent = match verb.as_str() {
+            "EHLO" if behaviour.endless_ehlo => {
+                let chunk = b"250-x\r\n".repeat(64);
+                while send(&mut reader, &chunk).await.is_ok() {}
+                return;
+            }
+            "EHLO" => send(&mut reader, &crlf(&behaviour.ehlo)).await,
+            "HELO" => send(&mut reader, b"250 mx.example.test\r\n").await,
+            "STARTTLS" => {
+                let mut reply = format!("{}\r\n", behaviour.starttls_reply).into_bytes();
+                if let Some(injected) = &behaviour.inject_after_starttls {
+                    reply.extend_from_slice(injected);
+                }
+                if send(&mut reader, &reply).await.is_err() {
+                    return;
+                }
+                if behaviour.starttls_reply.starts_with("220") {
+                    return tls_phase(reader.into_inner(), &behaviour, &record).await;
+                }
+                Ok(())
+            }
+            "QUIT" => {
+                let _ = send(&mut reader, b"221 2.0.0 bye\r\n").await;
+                return;
+            }
+            "NOOP" | "RSET" => send(&mut reader, b"250 2.0.0 ok\r\n").await,
+            _ => send(&mut reader, b"502 5.5.2 command not recognised\r\n").await,
+        };
+        if sent.is_err() {
+            return;
+        }
+    }
+}
+
+async fn tls_phase(tcp: TcpStream, behaviour: &SmtpBehaviour, record: &Record) {
+    if behaviour.tls_garbage {
+        let mut tcp = tcp;
+        let mut client_hello = [0u8; 4096];
+        let _ = tcp.read(&mut client_hello).await;
+        let _ = tcp.write_all(&pseudo_random(512)).await;
+        let mut reader = BufReader::new(tcp);
+        drain(&mut reader).await;
+        return;
+    }
+    let Some(config) = &behaviour.tls else {
+        return;
+    };
+    let Ok(stream) = TlsAcceptor::from(config.clone()).accept(tcp).await else {
+        return;
+    };
+    if let Some(name) = stream.get_ref().1.server_name() {
+        *lock(&record.sni) = Some(name.to_string());
+    }
+    let mut reader = BufReader::new(stream);
+    while let Some(line) = read_line(&mut reader).await {
+        // Recorded before the reply, so a client that waited for the reply sees it recorded.
+        lock(&record.tls_commands).push(line.clone());
+        let verb = line
+            .split(' ')
+            .next()
+            .unwrap_or_default()
+            .to_ascii_uppercase();
+        let sent = match verb.as_str() {
+            "EHLO" => send(&mut reader, &crlf(&behaviour.ehlo)).await,
+            "QUIT" => {
+                let _ = send(&mut reader, b"221 2.0.0 bye\r\n").await;
+                let _ = reader.get_mut().shutdown().await;
+                return;
+            }
+            _ => send(&mut reader, b"250 2.0.0 ok\r\n").await,
+        };
+        if sent.is_err() {
+            return;
+        }
+    }
+}
+
+/// One command line without its CRLF; `None` at EOF, on error or past 4 KiB.
+async fn read_line<S: AsyncRead + Unpin>(reader: &mut BufReader<S>) -> Option<String> {
+    let mut line = Vec::new();
+    match (&mut *reader).take(4096).read_until(b'\n', &mut line).await {
+        Ok(0) | Err(_) => None,
+        Ok(_) if !line.ends_with(b"\n") => None,
+        Ok(_) => {
+            let text = String::from_utf8_lossy(&line);
+            Some(text.trim_end_matches(['\r', '\n']).to_string())
+        }
+    }
+}
+
+async fn send<S: AsyncRead + AsyncWrite + Unpin>(
+    reader: &mut BufReader<S>,
+    bytes: &[u8],
+) -> std::io::Result<()> {
+    let stream = reader.get_mut();
+    stream.write_all(bytes).await?;
+    stream.flush().await
+}
+
+/// Reads and discards until the client leaves.
+async fn drain<S: AsyncRead + Unpin>(reader: &mut BufReader<S>) {
+    let mut sink = [0u8; 1024];
+    while matches!(reader.read(&mut sink).await, Ok(n) if n > 0) {}
+}
+
+fn crlf(lines: &[String]) -> Vec<u8> {
+    lines
+        .iter()
+        .flat_map(|l| [l.as_bytes(), b"\r\n"])
+        .flatten()
+        .copied()
+        .collect()
+}
+
+/// Deterministic noise (xorshift) that does not start like a TLS record.
+fn pseudo_random(len: usize) -> Vec<u8> {
+    let mut state: u32 = 0x9e37_79b9;
+    let mut bytes: Vec<u8> = (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            state.to_le_bytes()[0]
+        })
+        .collect();
+    if let Some(first) = bytes.first_mut() {
+        *first = 0xab;
+    }
+    bytes
+}
