@@ -2,3 +2,4 @@
 //! certificates minted with rcgen. Nothing here touches the internet.
 #![allow(dead_code)]
 pub mod certs;
+pub mod https;
