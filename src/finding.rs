@@ -57,6 +57,11 @@ macro_rules! codes {
                 }
             }
 
+            /// The code named `name` (its snake_case form), if there is one.
+            pub fn from_name(name: &str) -> Option<Code> {
+                Code::ALL.iter().copied().find(|c| c.as_str() == name)
+            }
+
             /// The severity a finding with this code has unless the check raises or lowers it
             /// (MX faults are critical only when the policy is enforced; see `docs/findings.md`).
             pub fn default_severity(self) -> Severity {
@@ -150,6 +155,10 @@ codes! {
     TlsrptLookupFailed => "tlsrpt_lookup_failed", Warning;
     TlsrptMultiple => "tlsrpt_multiple", Warning;
     TlsrptInvalid => "tlsrpt_invalid", Warning;
+    // --- operator expectations (configuration)
+    ExpectationModeMismatch => "expectation_mode_mismatch", Warning;
+    ExpectationMxMismatch => "expectation_mx_mismatch", Warning;
+    ExpectationMaxAgeLow => "expectation_max_age_low", Warning;
 }
 
 impl fmt::Display for Code {
@@ -221,7 +230,8 @@ mod tests {
             let name = code.as_str();
             assert!(seen.insert(name), "duplicate code {name}");
             assert!(
-                name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+                name.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
                 "{name} is not snake_case"
             );
             // serde and as_str agree
@@ -229,4 +239,135 @@ mod tests {
             assert_eq!(json, format!("\"{name}\""));
         }
     }
+}
+
+/// What a code means, where the rule comes from, and how to fix it. `docs/findings.md` is
+/// generated from this table (a test fails when the file is out of date).
+#[derive(Clone, Copy, Debug)]
+pub struct CodeDoc {
+    pub meaning: &'static str,
+    pub reference: &'static str,
+    pub fix: &'static str,
+}
+
+impl Code {
+    pub fn doc(self) -> CodeDoc {
+        let (meaning, reference, fix) = match self {
+            Code::StsRecordMissing => ("No TXT record at `_mta-sts.<domain>` begins with `v=STSv1;`: the domain does not advertise MTA-STS.", "RFC 8461 §3.1", "Publish `_mta-sts.<domain>. TXT \"v=STSv1; id=<new id>;\"` once the policy file is served."),
+            Code::StsRecordLookupFailed => ("The TXT lookup of `_mta-sts.<domain>` failed (SERVFAIL, REFUSED or timeout). This is not the same as a missing record: senders that hit the same failure cannot discover the policy.", "RFC 8461 §3.1, §3.3", "Check the domain's authoritative name servers (DNSSEC, lame delegation, firewalls); retry from another resolver."),
+            Code::StsRecordMultiple => ("More than one TXT record begins with `v=STSv1;`. Senders must then assume the domain has no policy.", "RFC 8461 §3.1", "Delete all but one `_mta-sts` TXT record."),
+            Code::StsRecordInvalid => ("The `_mta-sts` record breaks the grammar (for example an `id` that is not 1-32 letters and digits, or a malformed field). Senders treat the domain as having no policy.", "RFC 8461 §3.1", "Rewrite the record as `v=STSv1; id=<1-32 letters/digits>;`."),
+            Code::StsRecordDiscarded => ("A TXT record that looks like an MTA-STS record does not begin with exactly `v=STSv1;` (e.g. `v=STSv1 ;` or `v=stsv1;`), so senders discard it.", "RFC 8461 §3.1, errata 6285", "Make the record begin with exactly `v=STSv1;` (case-sensitive, no space before the semicolon)."),
+            Code::StsRecordDuplicateField => ("A field appears twice in the `_mta-sts` record; senders use the first one only.", "RFC 8461 §3.1, §3.2", "Remove the duplicate field."),
+            Code::StsRecordExtensionField => ("The record has an extension field senders ignore.", "RFC 8461 §3.1", "Nothing to do unless the field is a typo of `id`."),
+            Code::StsRecordCname => ("`_mta-sts.<domain>` is a CNAME; the record is delegated to the named target.", "RFC 8461 §3.1, §8.2", "Nothing to do; make sure the delegate serves a policy valid for `mta-sts.<domain>`."),
+            Code::PolicyHostUnresolvable => ("The policy host `mta-sts.<domain>` has no A or AAAA record although the TXT record advertises a policy.", "RFC 8461 §3.2", "Publish address records for `mta-sts.<domain>` pointing at the web server that serves the policy."),
+            Code::PolicyHostLookupFailed => ("Looking up the addresses of `mta-sts.<domain>` failed (SERVFAIL, REFUSED or timeout).", "RFC 8461 §3.3", "Check the authoritative name servers of the domain."),
+            Code::PolicyConnectRefused => ("The policy host refused the HTTPS connection.", "RFC 8461 §3.3", "Make the web server listen on port 443 at every address of `mta-sts.<domain>`."),
+            Code::PolicyConnectTimeout => ("Connecting to the policy host on port 443 timed out.", "RFC 8461 §3.3", "Check firewalls and that the address records point at a running web server."),
+            Code::PolicyConnectFailed => ("Connecting to the policy host failed for another reason (network unreachable, reset).", "RFC 8461 §3.3", "Check routing and the web server."),
+            Code::PolicyTlsFailed => ("The TLS handshake with the policy host failed (no common version or cipher, garbage, timeout).", "RFC 8461 §3.3, §7.1", "Serve TLS 1.2 or 1.3 with a modern cipher suite, and answer the SNI name `mta-sts.<domain>`."),
+            Code::PolicyHttpStatus => ("The policy URL did not answer 200 OK; only a 200 response is a policy.", "RFC 8461 §3.3", "Serve the policy at exactly `https://mta-sts.<domain>/.well-known/mta-sts.txt`."),
+            Code::PolicyRedirect => ("The policy URL answered with a redirect; senders must not follow redirects.", "RFC 8461 §3.3", "Serve the file directly at the well-known URL with status 200 (no HTTP-to-HTTPS or www redirects on that path)."),
+            Code::PolicyHttpError => ("The HTTP response was malformed (bad framing, too many or too large headers, early close).", "RFC 8461 §3.3", "Fix the web server or proxy in front of the policy host."),
+            Code::PolicyContentType => ("The policy is not served as `text/plain`; many senders reject it.", "RFC 8461 §3.2", "Serve `/.well-known/mta-sts.txt` with `Content-Type: text/plain` (a charset parameter is fine)."),
+            Code::PolicyTooLarge => ("The policy body is larger than 64 KiB, the suggested maximum; senders may reject it.", "RFC 8461 §3.3", "Serve only the policy lines; check that the URL is not an HTML page or an endless stream."),
+            Code::PolicyTimeout => ("The policy fetch did not finish in time (TLS, headers or body).", "RFC 8461 §3.3", "Make the policy host answer quickly; senders give up after about a minute."),
+            Code::PolicyWithoutRecord => ("`mta-sts.<domain>` serves a valid policy but there is no `_mta-sts` TXT record, so senders never fetch it.", "RFC 8461 §3.1", "Publish `_mta-sts.<domain>. TXT \"v=STSv1; id=<id>;\"`."),
+            Code::PolicyCertExpired => ("The certificate of the policy host has expired: senders cannot fetch the policy (cached policies stay until max_age).", "RFC 8461 §3.3", "Renew the certificate of `mta-sts.<domain>` and check automatic renewal covers this host."),
+            Code::PolicyCertExpiring => ("The certificate of the policy host expires within the warning window.", "RFC 8461 §3.3", "Renew the certificate of `mta-sts.<domain>` before it expires."),
+            Code::PolicyCertNotYetValid => ("The certificate of the policy host is not valid yet (clock or issuance error).", "RFC 8461 §3.3", "Serve a currently valid certificate; check the server's clock."),
+            Code::PolicyCertNameMismatch => ("The certificate of the policy host is not valid for `mta-sts.<domain>` (names are matched against subjectAltName DNS names only).", "RFC 8461 §3.3, §8.2", "Serve a certificate whose subjectAltName includes `mta-sts.<domain>` (also when the host is delegated to a provider)."),
+            Code::PolicyCertUntrusted => ("The certificate of the policy host does not chain to a trusted root (unknown or self-signed issuer, missing intermediate).", "RFC 8461 §3.3", "Serve the full chain (leaf and intermediates) from a publicly trusted CA."),
+            Code::PolicyNotUtf8 => ("The policy body is not valid UTF-8.", "RFC 8461 §3.2", "Save the policy as plain ASCII/UTF-8 text."),
+            Code::PolicyBom => ("The policy begins with a UTF-8 byte order mark, which turns the first key into an unknown one.", "RFC 8461 §3.2", "Save the file without a BOM."),
+            Code::PolicyLeadingWhitespace => ("A policy line begins with whitespace, which the grammar does not allow.", "RFC 8461 §3.2", "Remove the leading spaces or tabs."),
+            Code::PolicyLineInvalid => ("A policy line is not `key: value` (missing colon, invalid key, empty value, control characters).", "RFC 8461 §3.2", "Write every line as `key: value`, one field per line."),
+            Code::PolicyMixedLineEndings => ("The policy mixes LF and CRLF line endings.", "RFC 8461 §3.2, errata 6253", "Use one line ending throughout (CRLF or LF)."),
+            Code::PolicyVersionMissing => ("The policy has no `version` field.", "RFC 8461 §3.2", "Add `version: STSv1`."),
+            Code::PolicyVersionInvalid => ("The `version` field is not exactly `STSv1`.", "RFC 8461 §3.2", "Write `version: STSv1` (case-sensitive)."),
+            Code::PolicyModeMissing => ("The policy has no `mode` field.", "RFC 8461 §3.2", "Add `mode: testing` (then `enforce` once reports are clean)."),
+            Code::PolicyModeInvalid => ("The `mode` field is not `enforce`, `testing` or `none` (case-sensitive).", "RFC 8461 §3.2", "Use one of `enforce`, `testing`, `none` in lower case."),
+            Code::PolicyMaxAgeMissing => ("The policy has no `max_age` field.", "RFC 8461 §3.2", "Add `max_age: 604800` (one week) or longer once stable."),
+            Code::PolicyMaxAgeInvalid => ("`max_age` is not a plain number of seconds between 0 and 31557600.", "RFC 8461 §3.2", "Write seconds as digits only, at most 31557600 (one year)."),
+            Code::PolicyMaxAgeLow => ("`max_age` is below one day: a cached policy protects for a short time only, and some senders ignore very short lifetimes.", "RFC 8461 §3.2, §10", "Use at least 86400 (one day); a week or more once the policy is stable."),
+            Code::PolicyMxMissing => ("The policy has no `mx` line although mode is not `none`.", "RFC 8461 §3.2", "Add one `mx:` line per MX host or wildcard pattern."),
+            Code::PolicyMxInvalid => ("An `mx` value is not a valid pattern (`*.` is allowed only as the whole left-most label; one host per line; A-labels for IDNs).", "RFC 8461 §3.2, §4.1", "Write one `mx: host.example.com` or `mx: *.example.com` per line."),
+            Code::PolicyDuplicateField => ("A field other than `mx` appears more than once; senders use the first one only.", "RFC 8461 §3.2", "Remove the duplicate line."),
+            Code::PolicyUnknownField => ("The policy has a field senders ignore (possibly a typo of a real field).", "RFC 8461 §3.2", "Remove it, or correct the key's spelling and case."),
+            Code::PolicyModeTesting => ("The policy is in testing mode: senders report failures (TLS-RPT) but still deliver.", "RFC 8461 §5", "Move to `mode: enforce` (and bump the record's `id`) once TLS-RPT reports are clean."),
+            Code::PolicyModeNone => ("The policy is in mode `none`: senders do not apply it.", "RFC 8461 §5, §8.3", "Nothing to do if MTA-STS is being withdrawn; otherwise use `testing` or `enforce`."),
+            Code::MxLookupFailed => ("The MX lookup failed (SERVFAIL, REFUSED or timeout); this is not the same as no MX.", "RFC 5321 §5.1", "Check the domain's authoritative name servers."),
+            Code::MxMissing => ("The domain has no MX record; senders deliver to its address records (implicit MX).", "RFC 5321 §5.1", "Publish MX records naming the mail servers, and cover them in the policy."),
+            Code::MxNull => ("The domain publishes a null MX: it accepts no mail.", "RFC 7505", "Nothing to do if the domain sends no mail; an MTA-STS policy is then unnecessary."),
+            Code::MxTooMany => ("The domain publishes more MX records than the exporter checks; only the most preferred were checked.", "mta-sts-exporter limit", "Reduce the MX set, or raise the limit in the configuration."),
+            Code::MxNotCovered => ("An MX host matches no `mx` pattern of the policy: a sender enforcing the policy refuses to deliver to it. Critical in enforce mode, warning otherwise.", "RFC 8461 §4.1", "Add `mx: <host>` (or a wildcard that matches exactly one left-most label) to the policy and bump the record's `id`."),
+            Code::MxPatternUnused => ("A policy `mx` pattern matches none of the domain's MX hosts (a leftover or a typo).", "RFC 8461 §4.1", "Remove stale patterns, or check the spelling."),
+            Code::MxAddressLookupFailed => ("Looking up the addresses of an MX host failed (SERVFAIL, REFUSED or timeout).", "RFC 5321 §5.1", "Check the name servers of the MX host's domain."),
+            Code::MxNoAddress => ("An MX host has no A or AAAA record: no mail can be delivered to it. Critical in enforce mode, warning otherwise.", "RFC 5321 §5.1", "Publish address records for the MX host or remove the MX record."),
+            Code::TargetAddressForbidden => ("A host resolves to a loopback, private, link-local, CGNAT or other non-public address; the exporter does not connect there unless allowed.", "mta-sts-exporter safety rule", "Publish public addresses, or set allow_private_targets for private mail networks and labs."),
+            Code::MxConnectRefused => ("The MX host refused the connection on port 25. Critical in enforce mode, warning otherwise.", "RFC 5321", "Make the SMTP server listen on port 25 at every address of the MX host."),
+            Code::MxConnectTimeout => ("Connecting to the MX host on port 25 timed out. If every MX of every domain shows this, outbound port 25 is probably blocked where the exporter runs.", "RFC 5321", "Check firewalls on the MX; check the exporter's egress (many clouds block port 25)."),
+            Code::MxConnectFailed => ("Connecting to the MX host failed for another reason (network unreachable, reset).", "RFC 5321", "Check routing to the MX host."),
+            Code::SmtpGreetingRejected => ("The MX host greeted with a 4xx/5xx code instead of 220.", "RFC 5321 §4.2, §4.3.2", "Check the SMTP server's load limits and access rules for the exporter's address."),
+            Code::SmtpTimeout => ("The SMTP dialogue did not finish in time (greeting, EHLO or STARTTLS reply).", "RFC 5321 §4.5.3.2", "Check the SMTP server and any tarpit or greylisting in front of it."),
+            Code::SmtpProtocolError => ("The MX host did not speak valid SMTP (garbage, over-long lines, endless replies, EHLO refused).", "RFC 5321 §4.2", "Check the software listening on port 25."),
+            Code::StarttlsNotOffered => ("The MX host does not advertise STARTTLS; an enforcing sender refuses it.", "RFC 8461 §4.2, RFC 3207", "Enable STARTTLS on the SMTP server."),
+            Code::StarttlsRefused => ("The MX host advertised STARTTLS but refused the command (e.g. 454).", "RFC 3207 §4", "Fix the SMTP server's TLS configuration (certificate and key files, permissions)."),
+            Code::StarttlsInjection => ("The MX host sent data after its STARTTLS 220 reply and before the TLS handshake (command injection, CVE-2011-0411 class).", "RFC 3207 §5", "Update the SMTP server or the middlebox in front of it."),
+            Code::TlsNoCommonVersion => ("The TLS handshake failed because no TLS version or cipher suite is in common (the exporter speaks TLS 1.2 with ECDHE+AEAD and TLS 1.3). Not a certificate fault.", "RFC 8461 §7.2", "Enable TLS 1.2/1.3 with ECDHE and AES-GCM or ChaCha20-Poly1305 suites."),
+            Code::TlsHandshakeFailed => ("The TLS handshake with the MX host failed (garbage, reset, alert, timeout).", "RFC 8461 §4.2", "Check the SMTP server's TLS configuration."),
+            Code::TlsVersionTooOld => ("The MX host speaks only TLS versions below 1.2.", "RFC 8461 §7.2", "Enable TLS 1.2 and 1.3 on the SMTP server."),
+            Code::MxCertExpired => ("The certificate of an MX host has expired: an enforcing sender refuses it.", "RFC 8461 §4.2", "Renew the MX certificate and reload the SMTP server."),
+            Code::MxCertExpiring => ("The certificate of an MX host expires within the warning window.", "RFC 8461 §4.2", "Renew the MX certificate before it expires."),
+            Code::MxCertNotYetValid => ("The certificate of an MX host is not valid yet.", "RFC 8461 §4.2", "Serve a currently valid certificate; check the clock."),
+            Code::MxCertNameMismatch => ("The certificate of an MX host is not valid for the MX host name (subjectAltName DNS names only; `*` only as the whole left-most label).", "RFC 8461 §4.2, RFC 6125", "Serve a certificate whose subjectAltName includes the MX host name."),
+            Code::MxCertUntrusted => ("The certificate of an MX host does not chain to a trusted root (unknown or self-signed issuer, missing intermediate).", "RFC 8461 §4.2", "Serve the full chain from a publicly trusted CA."),
+            Code::TlsrptMissing => ("No TLS-RPT record at `_smtp._tls.<domain>`: nobody receives reports of senders' TLS failures.", "RFC 8460 §3", "Publish `_smtp._tls.<domain>. TXT \"v=TLSRPTv1; rua=mailto:tlsrpt@<domain>\"`."),
+            Code::TlsrptLookupFailed => ("The TXT lookup of `_smtp._tls.<domain>` failed (SERVFAIL, REFUSED or timeout).", "RFC 8460 §3", "Check the domain's authoritative name servers."),
+            Code::TlsrptMultiple => ("More than one TLS-RPT record: senders ignore them all.", "RFC 8460 §3", "Keep exactly one `v=TLSRPTv1` record."),
+            Code::ExpectationModeMismatch => ("The policy's mode differs from the mode the configuration expects for this domain (for example a policy moved back from enforce to testing).", "mta-sts-exporter configuration (`expect.mode`)", "Restore the expected mode, or update the expectation if the change was intended."),
+            Code::ExpectationMxMismatch => ("The policy's `mx` patterns differ from the set the configuration expects for this domain.", "mta-sts-exporter configuration (`expect.mx`)", "Restore the expected patterns (and bump the record's `id`), or update the expectation."),
+            Code::ExpectationMaxAgeLow => ("The policy's `max_age` is below the minimum the configuration expects for this domain.", "mta-sts-exporter configuration (`expect.min_max_age`)", "Raise `max_age` (and bump the record's `id`), or lower the expectation."),
+            Code::TlsrptInvalid => ("The TLS-RPT record breaks the grammar (missing or malformed `rua`, a URI scheme other than mailto: or https:).", "RFC 8460 §3", "Write `v=TLSRPTv1; rua=mailto:addr@example.com` (or an https: URI)."),
+        };
+        CodeDoc {
+            meaning,
+            reference,
+            fix,
+        }
+    }
+}
+
+/// The text of `docs/findings.md`, generated from [`Code::ALL`] and [`Code::doc`].
+pub fn findings_markdown() -> String {
+    let mut out = String::from(
+        "# Findings\n\n\
+         <!-- Generated from src/finding.rs by `UPDATE_DOCS=1 cargo test --test docs`; do not edit by hand. -->\n\n\
+         Every check produces a list of findings. A finding has a stable `code` (below), a\n\
+         `severity`, the `host` and `address` it concerns where there is one, the policy `line`\n\
+         for policy-file findings, and a message naming the offending value. Codes are a public\n\
+         contract: they appear in `check --format json`, in the `code` label of metrics, and in\n\
+         alert rules.\n\n\
+         Severities:\n\n\
+         - **critical**: a sender honouring the policy would refuse mail, or the policy is unusable.\n\
+         - **warning**: wrong, or about to become critical (an expiring certificate, an MX fault\n\
+           while the policy is only in testing mode).\n\
+         - **info**: worth knowing.\n\n\
+         MX findings (coverage, connection, SMTP, STARTTLS, TLS and MX certificate faults) are\n\
+         critical when the domain's policy is valid and in `enforce` mode, and warnings\n\
+         otherwise; the severity listed below is the one in enforce mode.\n\n",
+    );
+    for code in Code::ALL {
+        let doc = code.doc();
+        out.push_str(&format!(
+            "## `{}`\n\n**Severity:** {} · **Reference:** {}\n\n{}\n\n**Fix:** {}\n\n",
+            code.as_str(),
+            code.default_severity(),
+            doc.reference,
+            doc.meaning,
+            doc.fix
+        ));
+    }
+    out
 }

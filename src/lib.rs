@@ -15,8 +15,16 @@
 //! - [`render`] prints a report for people.
 
 pub mod check;
+pub mod config;
+pub mod duration;
 pub mod finding;
+pub mod logging;
+pub mod metrics;
 pub mod probe;
 pub mod render;
 pub mod report;
+pub mod scheduler;
+pub mod server;
+pub mod service;
 pub mod stage;
+pub mod store;

@@ -1,1 +1,252 @@
-//! TODO: being written
+//! `DomainReport`: everything one check of one domain found, as plain serializable data.
+
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::finding::{Finding, Severity};
+use crate::probe::https::PolicyFetch;
+use crate::probe::smtp::SmtpProbe;
+use crate::stage::policy::{LineEnding, Mode, Policy};
+use crate::stage::tlsrpt::TlsRptRecord;
+
+/// The result of checking one domain.
+#[derive(Clone, Debug, Serialize)]
+pub struct DomainReport {
+    pub domain: String,
+    /// Unix seconds at the end of the check.
+    pub checked_at: i64,
+    pub duration_seconds: f64,
+    /// What a sender that implements RFC 8461 does with this domain's mail today.
+    pub verdict: Verdict,
+    /// MX hosts a sender enforcing the policy would refuse (empty unless the verdict says so).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub refused_mx: Vec<String>,
+    pub record: RecordReport,
+    pub policy: PolicyReport,
+    pub mx: MxReport,
+    pub tlsrpt: TlsRptReport,
+    pub findings: Vec<Finding>,
+}
+
+impl DomainReport {
+    /// The most severe finding, if any.
+    pub fn worst_severity(&self) -> Option<Severity> {
+        self.findings.iter().map(|f| f.severity).max()
+    }
+
+    pub fn has_critical(&self) -> bool {
+        self.worst_severity() == Some(Severity::Critical)
+    }
+
+    /// The mode of the usable policy, if any.
+    pub fn mode(&self) -> Option<Mode> {
+        self.policy.policy.as_ref().map(|p| p.mode)
+    }
+}
+
+/// What a compliant sender does with the domain's mail today.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// A lookup failed, so what senders see cannot be told.
+    Undetermined,
+    /// No usable policy (no record, invalid record, or the policy cannot be fetched or parsed):
+    /// senders without a cached policy deliver with opportunistic TLS.
+    NoPolicy,
+    /// `mode: none`: senders do not apply the policy.
+    ModeNone,
+    /// `mode: testing`, and every MX would pass if the policy were enforced.
+    TestingReady,
+    /// `mode: testing`, and some MX would fail if the policy were enforced.
+    TestingNotReady,
+    /// `mode: enforce`, and every MX is covered and offers valid TLS.
+    EnforcedDeliverable,
+    /// `mode: enforce`, and some MX would be refused: mail to it is deferred or bounced.
+    EnforcedRefused,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Undetermined => "undetermined",
+            Verdict::NoPolicy => "no_policy",
+            Verdict::ModeNone => "mode_none",
+            Verdict::TestingReady => "testing_ready",
+            Verdict::TestingNotReady => "testing_not_ready",
+            Verdict::EnforcedDeliverable => "enforced_deliverable",
+            Verdict::EnforcedRefused => "enforced_refused",
+        }
+    }
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            Verdict::Undetermined => "undetermined: a DNS lookup failed",
+            Verdict::NoPolicy => "no usable MTA-STS policy: senders fall back to opportunistic TLS",
+            Verdict::ModeNone => "policy in mode none: senders do not apply it",
+            Verdict::TestingReady => "policy in testing mode, ready for enforce",
+            Verdict::TestingNotReady => {
+                "policy in testing mode, NOT ready for enforce: some MX would be refused"
+            }
+            Verdict::EnforcedDeliverable => "policy enforced, every MX deliverable",
+            Verdict::EnforcedRefused => "policy enforced, but some MX would be refused",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordStatus {
+    Valid,
+    Missing,
+    Multiple,
+    Invalid,
+    LookupFailed,
+}
+
+/// The `_mta-sts` TXT record stage.
+#[derive(Clone, Debug, Serialize)]
+pub struct RecordReport {
+    /// `_mta-sts.<domain>`.
+    pub name: String,
+    pub status: RecordStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// The TXT records that began with `v=STSv1;`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub records: Vec<String>,
+    /// CNAME targets followed to reach the record (delegation, RFC 8461 §8.2).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cname_chain: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PolicyStatus {
+    /// Fetched and valid.
+    Valid,
+    /// Fetched, but the body does not parse as a valid policy.
+    Invalid,
+    /// Could not be fetched (DNS, connection, TLS, HTTP status, size, time).
+    Unavailable,
+    /// Not fetched: no `_mta-sts` record advertises a policy.
+    NotFetched,
+}
+
+/// The policy fetch and parse stages.
+#[derive(Clone, Debug, Serialize)]
+pub struct PolicyReport {
+    pub status: PolicyStatus,
+    /// The policy host, `mta-sts.<domain>`.
+    pub host: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fetch: Option<PolicyFetch>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line_ending: Option<LineEnding>,
+    /// The parsed policy, when valid.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy: Option<Policy>,
+    /// Lower-case hex SHA-256 of the body as served (for change tracking).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body_sha256: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MxStatus {
+    Found,
+    /// RFC 7505 null MX: the domain accepts no mail.
+    NullMx,
+    /// No MX record (senders fall back to the domain's address records).
+    Missing,
+    LookupFailed,
+}
+
+/// The MX stage: every MX, its coverage by the policy and its transport.
+#[derive(Clone, Debug, Serialize)]
+pub struct MxReport {
+    pub status: MxStatus,
+    pub hosts: Vec<MxHostReport>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct MxHostReport {
+    /// Lower-case, without the trailing dot.
+    pub name: String,
+    pub preference: u16,
+    /// The policy `mx` pattern that covers this host (None: not covered, or no policy).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub covered_by: Option<String>,
+    pub covered: bool,
+    pub addresses: Vec<IpAddr>,
+    /// One SMTP STARTTLS probe per address.
+    pub probes: Vec<SmtpProbe>,
+    /// STARTTLS and the handshake succeed on every probed address (None: not probed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub starttls: Option<bool>,
+    /// The certificate is trusted, valid for the name and in date on every probed address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cert_valid: Option<bool>,
+    /// A sender enforcing this domain's policy would deliver to this MX: covered, STARTTLS
+    /// works and the certificate verifies, on every address (None: not probed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deliverable: Option<bool>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TlsRptStatus {
+    Valid,
+    Missing,
+    Multiple,
+    Invalid,
+    LookupFailed,
+}
+
+/// The `_smtp._tls` TXT record stage (RFC 8460).
+#[derive(Clone, Debug, Serialize)]
+pub struct TlsRptReport {
+    pub name: String,
+    pub status: TlsRptStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub record: Option<TlsRptRecord>,
+}
+
+impl DomainReport {
+    /// A report for `domain` in which nothing was found: every stage absent or missing. A
+    /// starting point for tests and for fakes of the checker.
+    pub fn skeleton(domain: &str) -> DomainReport {
+        DomainReport {
+            domain: domain.to_string(),
+            checked_at: 0,
+            duration_seconds: 0.0,
+            verdict: Verdict::NoPolicy,
+            refused_mx: vec![],
+            record: RecordReport {
+                name: format!("_mta-sts.{domain}"),
+                status: RecordStatus::Missing,
+                id: None,
+                records: vec![],
+                cname_chain: vec![],
+            },
+            policy: PolicyReport {
+                status: PolicyStatus::NotFetched,
+                host: format!("mta-sts.{domain}"),
+                fetch: None,
+                line_ending: None,
+                policy: None,
+                body_sha256: None,
+            },
+            mx: MxReport {
+                status: MxStatus::Missing,
+                hosts: vec![],
+            },
+            tlsrpt: TlsRptReport {
+                name: format!("_smtp._tls.{domain}"),
+                status: TlsRptStatus::Missing,
+                record: None,
+            },
+            findings: vec![],
+        }
+    }
+}

@@ -1,6 +1,7 @@
 //! The RFC 8461 / RFC 8460 stages: pure functions from bytes and names to outcomes and findings.
 
 pub mod cert;
+pub mod expect;
 pub mod mx;
 pub mod policy;
 pub mod record;

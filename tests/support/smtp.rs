@@ -75,6 +75,14 @@ impl SmtpBehaviour {
             ..SmtpBehaviour::default()
         }
     }
+
+    /// A server that does not offer STARTTLS.
+    pub fn no_starttls() -> SmtpBehaviour {
+        SmtpBehaviour {
+            ehlo: vec!["250-mx.example.test".into(), "250 PIPELINING".into()],
+            ..SmtpBehaviour::default()
+        }
+    }
 }
 
 /// A running fake; it stops, with all its connections, when dropped.
@@ -86,9 +94,14 @@ pub struct FakeSmtp {
 
 impl FakeSmtp {
     pub async fn start(behaviour: SmtpBehaviour) -> FakeSmtp {
-        let listener = TcpListener::bind("127.0.0.1:0")
+        FakeSmtp::start_on("127.0.0.1:0".parse().expect("address"), behaviour).await
+    }
+
+    /// Listens on `addr` (any 127.x.y.z address; port 0 picks one).
+    pub async fn start_on(addr: SocketAddr, behaviour: SmtpBehaviour) -> FakeSmtp {
+        let listener = TcpListener::bind(addr)
             .await
-            .expect("bind 127.0.0.1:0");
+            .expect("bind the fake SMTP server");
         let addr = listener.local_addr().expect("local address");
         let record = Arc::new(Record::default());
         let behaviour = Arc::new(behaviour);

@@ -1,0 +1,354 @@
+//! The exporter service: configuration → checker → scheduler → store → HTTP, with reload.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use tokio::net::TcpListener;
+
+use crate::check::{unix_now, CheckSettings, Checker};
+use crate::config::{self, Config, ExpectedMode};
+use crate::metrics::Exposition;
+use crate::probe::cache::ProbeCache;
+use crate::probe::dns::{Families, ResolverSettings};
+use crate::probe::target::AddressPolicy;
+use crate::report::DomainReport;
+use crate::scheduler::{self, CheckFn, ReportSink, SchedulerSettings, Target};
+use crate::server::{self, App, ReloadFn};
+use crate::stage::cert::TrustStore;
+use crate::stage::expect::{check_expectations, Expectations};
+use crate::stage::policy::Mode;
+use crate::store::{DomainMeta, Store};
+
+/// What one loaded configuration turns into.
+struct Built {
+    checker: Checker,
+    expectations: HashMap<String, Expectations>,
+    targets: Vec<Target>,
+    metas: Vec<(String, DomainMeta)>,
+}
+
+/// Check settings from the configuration's global section.
+pub fn check_settings(config: &Config) -> CheckSettings {
+    let g = &config.global;
+    let address_policy = AddressPolicy {
+        allow_private: g.allow_private_targets,
+    };
+    let mut s = CheckSettings {
+        resolver: ResolverSettings {
+            server: g.dns_server,
+            timeout: g.dns_timeout,
+            attempts: g.dns_attempts,
+        },
+        families: Families {
+            ipv4: g.ipv4,
+            ipv6: g.ipv6,
+        },
+        address_policy,
+        probe_smtp: true,
+        cert_warning_days: i64::try_from(g.cert_warning.as_secs() / 86_400).unwrap_or(14),
+        max_mx: g.max_mx_per_domain,
+        max_addresses_per_mx: g.max_addresses_per_mx,
+        ..CheckSettings::default()
+    };
+    s.fetch.port = g.https_port;
+    s.fetch.connect_timeout = g.connect_timeout;
+    s.fetch.total_timeout = g.policy_fetch_timeout;
+    s.fetch.address_policy = address_policy;
+    s.smtp.port = g.smtp_port;
+    s.smtp.connect_timeout = g.connect_timeout;
+    s.smtp.greeting_timeout = g.smtp_timeout;
+    s.smtp.command_timeout = g.smtp_timeout;
+    s.smtp.tls_timeout = g.smtp_timeout;
+    s.smtp.ehlo_name = g.ehlo_name.clone();
+    s
+}
+
+/// The trust store the configuration asks for (Mozilla roots plus `ca_file`).
+pub fn trust_store(config: &Config) -> Result<TrustStore, String> {
+    match &config.global.ca_file {
+        None => TrustStore::new(None),
+        Some(path) => {
+            let pem = std::fs::read(path)
+                .map_err(|e| format!("cannot read ca_file {}: {e}", path.display()))?;
+            TrustStore::new(Some(&pem)).map_err(|e| format!("ca_file {}: {e}", path.display()))
+        }
+    }
+}
+
+fn build(config: &Config, cache: &Arc<ProbeCache>) -> Result<Built, String> {
+    let checker = Checker::with_cache(check_settings(config), trust_store(config)?, cache.clone())
+        .map_err(|e| e.to_string())?;
+    let mut expectations = HashMap::new();
+    let mut targets = Vec::with_capacity(config.domains.len());
+    let mut metas = Vec::with_capacity(config.domains.len());
+    for d in &config.domains {
+        if let Some(e) = &d.expect {
+            let converted = Expectations {
+                mode: e.mode.map(|m| match m {
+                    ExpectedMode::Enforce => Mode::Enforce,
+                    ExpectedMode::Testing => Mode::Testing,
+                    ExpectedMode::None => Mode::None,
+                }),
+                mx: e.mx.clone(),
+                min_max_age: e
+                    .min_max_age
+                    .map(|d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX)),
+            };
+            if !converted.is_empty() {
+                expectations.insert(d.name.clone(), converted);
+            }
+        }
+        targets.push(Target {
+            domain: d.name.clone(),
+            interval: d.interval,
+        });
+        metas.push((
+            d.name.clone(),
+            DomainMeta {
+                labels: d.labels.clone(),
+                interval: d.interval,
+            },
+        ));
+    }
+    Ok(Built {
+        checker,
+        expectations,
+        targets,
+        metas,
+    })
+}
+
+/// Loads and validates a configuration file as `--config.check` does. Returns a summary.
+pub fn check_config(path: &Path) -> Result<String, String> {
+    let config = config::load(path).map_err(|e| e.to_string())?;
+    trust_store(&config)?;
+    let mut summary = format!(
+        "{}: valid, {} domains",
+        path.display(),
+        config.domains.len()
+    );
+    for w in &config.warnings {
+        summary.push_str(&format!("\nwarning: {w}"));
+    }
+    Ok(summary)
+}
+
+/// A running exporter.
+pub struct Service {
+    pub store: Arc<Store>,
+    pub reload: ReloadFn,
+    scheduler: scheduler::SchedulerHandle,
+    scheduler_task: tokio::task::JoinHandle<()>,
+    server_task: tokio::task::JoinHandle<()>,
+    stop_server: tokio::sync::watch::Sender<bool>,
+}
+
+impl Service {
+    /// Loads `config_path` and starts checking and serving on `listener`. An invalid
+    /// configuration at start is an error (at reload it is not: the old one stays).
+    pub async fn start(config_path: PathBuf, listener: TcpListener) -> Result<Service, String> {
+        Service::start_with(config_path, listener, SchedulerSettings::default()).await
+    }
+
+    pub async fn start_with(
+        config_path: PathBuf,
+        listener: TcpListener,
+        mut scheduler_settings: SchedulerSettings,
+    ) -> Result<Service, String> {
+        let config = config::load(&config_path).map_err(|e| e.to_string())?;
+        for w in &config.warnings {
+            tracing::warn!(msg = "configuration", warning = %w);
+        }
+        let cache = Arc::new(ProbeCache::new(
+            config.global.mx_cache_ttl,
+            config.global.per_address_concurrency,
+        ));
+        let built = build(&config, &cache)?;
+        scheduler_settings.concurrency = config.global.concurrency;
+        let store = Arc::new(Store::new());
+        store.set_domains(built.metas.clone());
+        store.set_reload(true, unix_now());
+        let targets = built.targets.clone();
+        let current = Arc::new(RwLock::new(Arc::new(built)));
+        tracing::info!(
+            msg = "configuration loaded",
+            file = %config_path.display(),
+            domains = config.domains.len()
+        );
+
+        let check: CheckFn = {
+            let current = current.clone();
+            Arc::new(move |domain: String| {
+                let built = read(&current);
+                Box::pin(async move { run_check(&built, &domain).await })
+            })
+        };
+        let sink: ReportSink = {
+            let store = store.clone();
+            Arc::new(move |report: DomainReport| store.record(report))
+        };
+        let (handle, scheduler_task) = scheduler::spawn(targets, check, sink, scheduler_settings);
+
+        // Readiness follows the scheduler's first full pass.
+        {
+            let store = store.clone();
+            let handle = handle.clone();
+            tokio::spawn(async move {
+                loop {
+                    if handle.is_ready() {
+                        store.set_ready(true);
+                        tracing::info!(msg = "first pass complete: ready");
+                        break;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                }
+            });
+        }
+        // Memory follows the fleet: drop expired probe results now and then.
+        {
+            let cache = cache.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+                loop {
+                    tick.tick().await;
+                    cache.prune();
+                }
+            });
+        }
+
+        let reload: ReloadFn = {
+            let store = store.clone();
+            let current = current.clone();
+            let handle = handle.clone();
+            let cache = cache.clone();
+            let path = config_path.clone();
+            let lock = Arc::new(tokio::sync::Mutex::new(()));
+            Arc::new(move || {
+                let (store, current, handle, cache, path, lock) = (
+                    store.clone(),
+                    current.clone(),
+                    handle.clone(),
+                    cache.clone(),
+                    path.clone(),
+                    lock.clone(),
+                );
+                Box::pin(async move {
+                    let _serial = lock.lock().await;
+                    let result = config::load(&path)
+                        .map_err(|e| e.to_string())
+                        .and_then(|config| build(&config, &cache).map(|b| (config, b)));
+                    match result {
+                        Err(e) => {
+                            store.set_reload(false, unix_now());
+                            tracing::error!(msg = "reload failed; keeping the previous configuration", err = %e);
+                            Err(e)
+                        }
+                        Ok((config, built)) => {
+                            for w in &config.warnings {
+                                tracing::warn!(msg = "configuration", warning = %w);
+                            }
+                            store.set_domains(built.metas.clone());
+                            handle.reload(built.targets.clone());
+                            *write(&current) = Arc::new(built);
+                            store.set_reload(true, unix_now());
+                            tracing::info!(
+                                msg = "configuration reloaded",
+                                domains = config.domains.len()
+                            );
+                            Ok(())
+                        }
+                    }
+                })
+                    as std::pin::Pin<Box<dyn Future<Output = Result<(), String>> + Send>>
+            })
+        };
+
+        let registry = Exposition::new(store.clone(), Some(cache.clone())).registry();
+        let app = Arc::new(App {
+            store: store.clone(),
+            registry,
+            reload: reload.clone(),
+        });
+        let (stop_server, mut stopped) = tokio::sync::watch::channel(false);
+        let server_task = tokio::spawn(server::serve(listener, app, async move {
+            let _ = stopped.changed().await;
+        }));
+        Ok(Service {
+            store,
+            reload,
+            scheduler: handle,
+            scheduler_task,
+            server_task,
+            stop_server,
+        })
+    }
+
+    /// Re-reads the configuration (SIGHUP, `POST /-/reload`).
+    pub async fn reload(&self) -> Result<(), String> {
+        (self.reload)().await
+    }
+
+    /// Stops accepting work, drains in-flight checks within the grace period, stops serving.
+    pub async fn shutdown(self) {
+        self.scheduler.shutdown();
+        let _ = self.scheduler_task.await;
+        let _ = self.stop_server.send(true);
+        let _ = self.server_task.await;
+    }
+}
+
+async fn run_check(built: &Built, domain: &str) -> DomainReport {
+    let mut report = built.checker.check(domain).await;
+    if let Some(expect) = built.expectations.get(domain) {
+        let extra = check_expectations(&report, expect);
+        if !extra.is_empty() {
+            report.findings.extend(extra);
+            report.findings.sort_by(|a, b| {
+                b.severity
+                    .cmp(&a.severity)
+                    .then_with(|| a.code.cmp(&b.code))
+            });
+        }
+    }
+    report
+}
+
+fn read<T: Clone>(lock: &RwLock<T>) -> T {
+    match lock.read() {
+        Ok(guard) => guard.clone(),
+        Err(poisoned) => poisoned.into_inner().clone(),
+    }
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Resolves when the process should stop (SIGTERM or SIGINT), and calls `on_hup` for every
+/// SIGHUP until then.
+pub async fn wait_for_signals<F, Fut>(on_hup: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = ()>,
+{
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
+    ) else {
+        // Without signal handlers, wait for Ctrl-C only.
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = term.recv() => { tracing::info!(msg = "SIGTERM: shutting down"); return; }
+            _ = int.recv() => { tracing::info!(msg = "SIGINT: shutting down"); return; }
+            _ = hup.recv() => on_hup().await,
+        }
+    }
+}

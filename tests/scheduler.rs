@@ -1,0 +1,294 @@
+//! The scheduler and the probe cache under paused time: once per interval, spread across it,
+//! bounded concurrency, shared MX probed once per TTL, politeness per address.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use mta_sts_exporter::probe::cache::ProbeCache;
+use mta_sts_exporter::probe::smtp::{SmtpOutcome, SmtpProbe};
+use mta_sts_exporter::report::{DomainReport, PolicyStatus, RecordStatus};
+use mta_sts_exporter::scheduler::{self, CheckFn, ReportSink, SchedulerSettings, Target};
+use tokio::time::Instant;
+
+#[derive(Default)]
+struct Recorder {
+    starts: Mutex<HashMap<String, Vec<Duration>>>,
+    running: AtomicUsize,
+    max_running: AtomicUsize,
+}
+
+fn fake_check(
+    rec: Arc<Recorder>,
+    origin: Instant,
+    work: Duration,
+    failing: &'static [&'static str],
+) -> CheckFn {
+    Arc::new(move |domain: String| {
+        let rec = rec.clone();
+        Box::pin(async move {
+            rec.starts
+                .lock()
+                .unwrap()
+                .entry(domain.clone())
+                .or_default()
+                .push(origin.elapsed());
+            let now = rec.running.fetch_add(1, Ordering::SeqCst) + 1;
+            rec.max_running.fetch_max(now, Ordering::SeqCst);
+            tokio::time::sleep(work).await;
+            rec.running.fetch_sub(1, Ordering::SeqCst);
+            let mut report = DomainReport::skeleton(&domain);
+            if failing.contains(&domain.as_str()) {
+                report.record.status = RecordStatus::Valid;
+                report.policy.status = PolicyStatus::Unavailable;
+            }
+            report
+        })
+    })
+}
+
+fn targets(n: usize, interval: Duration) -> Vec<Target> {
+    (0..n)
+        .map(|i| Target {
+            domain: format!("d{i}.example.test"),
+            interval,
+        })
+        .collect()
+}
+
+fn null_sink() -> ReportSink {
+    Arc::new(|_| {})
+}
+
+#[tokio::test(start_paused = true)]
+async fn each_domain_once_per_interval_spread_across_it() {
+    let origin = Instant::now();
+    let rec = Arc::new(Recorder::default());
+    let interval = Duration::from_secs(3600);
+    let n = 200;
+    let settings = SchedulerSettings {
+        concurrency: 1000,
+        first_check_window: Duration::from_secs(60),
+        ..SchedulerSettings::default()
+    };
+    let (handle, task) = scheduler::spawn(
+        targets(n, interval),
+        fake_check(rec.clone(), origin, Duration::from_millis(10), &[]),
+        null_sink(),
+        settings,
+    );
+    // first pass within the first-check window, then ready
+    tokio::time::sleep(Duration::from_secs(61)).await;
+    assert!(handle.is_ready());
+    assert_eq!(rec.starts.lock().unwrap().len(), n);
+    // run three more intervals
+    tokio::time::sleep(interval * 3).await;
+    handle.shutdown();
+    task.await.unwrap();
+
+    let starts = rec.starts.lock().unwrap();
+    let mut steady_slots = Vec::new();
+    for (domain, times) in starts.iter() {
+        // first check in the window, then exactly once per interval
+        assert!(times[0] <= Duration::from_secs(60), "{domain}: {times:?}");
+        assert!((2..=4).contains(&(times.len() - 1)), "{domain}: {times:?}");
+        for pair in times[1..].windows(2) {
+            let gap = pair[1] - pair[0];
+            assert!(
+                gap >= interval - Duration::from_secs(1)
+                    && gap <= interval + Duration::from_secs(1),
+                "{domain}: gap {gap:?}"
+            );
+        }
+        steady_slots.push(times[1].as_secs_f64() % interval.as_secs_f64());
+    }
+    // steady-state checks are spread over the interval: every tenth of it has some
+    let mut buckets = [0usize; 10];
+    for slot in steady_slots {
+        buckets[((slot / interval.as_secs_f64()) * 10.0) as usize % 10] += 1;
+    }
+    assert!(buckets.iter().all(|b| *b > 0), "uneven spread: {buckets:?}");
+    assert!(buckets.iter().all(|b| *b < n / 4), "herd: {buckets:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn concurrency_bound_is_respected() {
+    let origin = Instant::now();
+    let rec = Arc::new(Recorder::default());
+    let settings = SchedulerSettings {
+        concurrency: 5,
+        first_check_window: Duration::from_millis(1),
+        ..SchedulerSettings::default()
+    };
+    let (handle, task) = scheduler::spawn(
+        targets(100, Duration::from_secs(3600)),
+        fake_check(rec.clone(), origin, Duration::from_secs(2), &[]),
+        null_sink(),
+        settings,
+    );
+    tokio::time::sleep(Duration::from_secs(100)).await;
+    assert!(handle.is_ready());
+    handle.shutdown();
+    task.await.unwrap();
+    assert_eq!(rec.max_running.load(Ordering::SeqCst), 5);
+}
+
+#[tokio::test(start_paused = true)]
+async fn failed_fetch_is_retried_with_backoff_not_before_five_minutes() {
+    let origin = Instant::now();
+    let rec = Arc::new(Recorder::default());
+    let settings = SchedulerSettings {
+        concurrency: 10,
+        first_check_window: Duration::from_millis(1),
+        retry_base: Duration::from_secs(1), // raised to the RFC's five minutes
+        ..SchedulerSettings::default()
+    };
+    let failing: &'static [&'static str] = &["d0.example.test"];
+    let (handle, task) = scheduler::spawn(
+        targets(2, Duration::from_secs(3600)),
+        fake_check(rec.clone(), origin, Duration::from_millis(1), failing),
+        null_sink(),
+        settings,
+    );
+    tokio::time::sleep(Duration::from_secs(3000)).await;
+    handle.shutdown();
+    task.await.unwrap();
+    let starts = rec.starts.lock().unwrap();
+    let retries = &starts["d0.example.test"];
+    let gaps: Vec<u64> = retries
+        .windows(2)
+        .map(|p| (p[1] - p[0]).as_secs())
+        .collect();
+    // retried well before the hour, never more often than every five minutes, backing off
+    assert!(retries.len() >= 4, "{gaps:?}");
+    assert!(gaps.iter().all(|g| *g >= 300), "{gaps:?}");
+    assert!(
+        gaps.windows(2).all(|w| w[1] >= w[0] || w[1] < 300 * 2),
+        "{gaps:?}"
+    );
+    assert!(
+        starts["d1.example.test"].len() <= 2,
+        "healthy domain retried"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn reload_adds_and_drops_domains_and_keeps_schedules() {
+    let origin = Instant::now();
+    let rec = Arc::new(Recorder::default());
+    let reported = Arc::new(Mutex::new(Vec::new()));
+    let sink: ReportSink = {
+        let reported = reported.clone();
+        Arc::new(move |r: DomainReport| reported.lock().unwrap().push(r.domain))
+    };
+    let settings = SchedulerSettings {
+        first_check_window: Duration::from_secs(10),
+        ..SchedulerSettings::default()
+    };
+    let interval = Duration::from_secs(600);
+    let (handle, task) = scheduler::spawn(
+        targets(3, interval),
+        fake_check(rec.clone(), origin, Duration::from_millis(1), &[]),
+        sink,
+        settings,
+    );
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    let mut next = targets(3, interval);
+    next.remove(0);
+    next.push(Target {
+        domain: "new.example.test".into(),
+        interval,
+    });
+    handle.reload(next);
+    tokio::time::sleep(interval * 2).await;
+    handle.shutdown();
+    task.await.unwrap();
+    let starts = rec.starts.lock().unwrap();
+    assert_eq!(
+        starts["d0.example.test"].len(),
+        1,
+        "removed domain checked again"
+    );
+    assert!(starts["new.example.test"][0] <= Duration::from_secs(31));
+    assert!((2..=3).contains(&starts["d1.example.test"].len()));
+}
+
+fn fake_probe(host: &str, address: IpAddr) -> SmtpProbe {
+    SmtpProbe {
+        host: host.to_string(),
+        address,
+        greeting: None,
+        starttls_offered: Some(true),
+        tls: None,
+        outcome: SmtpOutcome::Ok,
+        duration_seconds: 0.0,
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn shared_mx_probed_once_per_ttl() {
+    let cache = Arc::new(ProbeCache::new(Duration::from_secs(600), 2));
+    let probes = Arc::new(AtomicUsize::new(0));
+    let address = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
+    let run = |cache: Arc<ProbeCache>, probes: Arc<AtomicUsize>| async move {
+        cache
+            .probe("mx.shared.test", address, || async {
+                probes.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                fake_probe("mx.shared.test", address)
+            })
+            .await
+    };
+    // 100 domains at once: one probe, the rest wait for it
+    let all: Vec<_> = (0..100)
+        .map(|_| tokio::spawn(run(cache.clone(), probes.clone())))
+        .collect();
+    for t in all {
+        t.await.unwrap();
+    }
+    assert_eq!(probes.load(Ordering::SeqCst), 1);
+    let stats = cache.stats();
+    assert_eq!((stats.hits, stats.misses), (99, 1));
+    // within the TTL: still cached
+    tokio::time::sleep(Duration::from_secs(300)).await;
+    run(cache.clone(), probes.clone()).await;
+    assert_eq!(probes.load(Ordering::SeqCst), 1);
+    // after it: probed again
+    tokio::time::sleep(Duration::from_secs(301)).await;
+    run(cache.clone(), probes.clone()).await;
+    assert_eq!(probes.load(Ordering::SeqCst), 2);
+    cache.prune();
+    assert_eq!(cache.stats().entries, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn per_address_politeness_bound() {
+    // TTL zero: no sharing, but never more than 2 connections at once to one address.
+    let cache = Arc::new(ProbeCache::new(Duration::ZERO, 2));
+    let running = Arc::new(AtomicUsize::new(0));
+    let max = Arc::new(AtomicUsize::new(0));
+    let address = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7));
+    let tasks: Vec<_> = (0..20)
+        .map(|i| {
+            let (cache, running, max) = (cache.clone(), running.clone(), max.clone());
+            tokio::spawn(async move {
+                let host = format!("mx{i}.provider.test");
+                cache
+                    .probe(&host, address, || async {
+                        let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                        max.fetch_max(now, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        running.fetch_sub(1, Ordering::SeqCst);
+                        fake_probe(&host, address)
+                    })
+                    .await
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(max.load(Ordering::SeqCst), 2);
+}

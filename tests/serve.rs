@@ -1,0 +1,446 @@
+//! The exporter service end to end: config file → scheduler → /metrics and the JSON API,
+//! against the in-process lab; reload; SIGTERM.
+
+mod support;
+
+use std::time::Duration;
+
+use mta_sts_exporter::scheduler::SchedulerSettings;
+use mta_sts_exporter::service::Service;
+use support::certs::Validity;
+use support::http::{get, request, sample, TempDir};
+use support::https::Reply;
+use support::lab::{enforce_policy, Lab};
+use support::smtp::SmtpBehaviour;
+
+fn config_yaml(lab: &Lab, dir: &TempDir, domains: &[&str]) -> String {
+    let ca = dir.path("ca.pem");
+    std::fs::write(&ca, &lab.ca.cert_pem).unwrap();
+    let mut yaml = format!(
+        "global:\n  interval: 1h\n  concurrency: 8\n  mx_cache_ttl: 10m\n  dns:\n    server: \"{}\"\n    timeout: 500ms\n    attempts: 1\n  timeouts:\n    connect: 2s\n    policy_fetch: 3s\n    smtp: 2s\n  ports:\n    smtp: {}\n    https: {}\n  ip_families: [ipv4]\n  allow_private_targets: true\n  ca_file: {}\ndomains:\n",
+        lab.dns.addr,
+        lab.smtp_port,
+        lab.https.addr.port(),
+        ca.display()
+    );
+    for d in domains {
+        if *d == "good.test" {
+            yaml.push_str(
+                "  - name: good.test\n    labels: { team: mail }\n    expect: { mode: enforce }\n",
+            );
+        } else {
+            yaml.push_str(&format!("  - {d}\n"));
+        }
+    }
+    yaml
+}
+
+async fn fleet() -> Lab {
+    let builder = Lab::builder();
+    let expired = builder
+        .ca
+        .leaf(&["mx.expired.test"], Validity::ExpiredDaysAgo(2));
+    let shared = builder.ca.leaf(&["mx.shared.test"], Validity::Valid);
+    builder
+        // two healthy domains sharing one MX host
+        .record("good.test", "v=STSv1; id=1;")
+        .policy(
+            "good.test",
+            Reply::policy(&enforce_policy(&["mx.shared.test"])),
+        )
+        .mx(
+            "good.test",
+            10,
+            "mx.shared.test",
+            Some(SmtpBehaviour::serving(&shared)),
+        )
+        .tlsrpt("good.test", "v=TLSRPTv1; rua=mailto:t@good.test")
+        .record("good2.test", "v=STSv1; id=1;")
+        .policy(
+            "good2.test",
+            Reply::policy(&enforce_policy(&["mx.shared.test"])),
+        )
+        .dns(|d| d.mx("good2.test", 10, "mx.shared.test"))
+        .tlsrpt("good2.test", "v=TLSRPTv1; rua=mailto:t@good2.test")
+        // a second MX the policy does not cover
+        .record("uncovered.test", "v=STSv1; id=1;")
+        .policy(
+            "uncovered.test",
+            Reply::policy(&enforce_policy(&["mx1.uncovered.test"])),
+        )
+        .good_mx("uncovered.test", 10, "mx1.uncovered.test")
+        .good_mx("uncovered.test", 20, "mx2.uncovered.test")
+        // an expired MX certificate
+        .record("expired.test", "v=STSv1; id=1;")
+        .policy(
+            "expired.test",
+            Reply::policy(&enforce_policy(&["mx.expired.test"])),
+        )
+        .mx(
+            "expired.test",
+            10,
+            "mx.expired.test",
+            Some(SmtpBehaviour::serving(&expired)),
+        )
+        // no policy at all
+        .good_mx("nopolicy.test", 10, "mx.nopolicy.test")
+        // added later by a reload
+        .healthy("added.test")
+        .start()
+        .await
+}
+
+async fn wait_until<F, Fut>(what: &str, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !f().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn quick() -> SchedulerSettings {
+    SchedulerSettings {
+        first_check_window: Duration::from_millis(300),
+        ..SchedulerSettings::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serves_metrics_api_and_reloads() {
+    let lab = fleet().await;
+    let dir = TempDir::new("serve");
+    let config = dir.path("config.yml");
+    let initial = [
+        "good.test",
+        "good2.test",
+        "uncovered.test",
+        "expired.test",
+        "nopolicy.test",
+    ];
+    std::fs::write(&config, config_yaml(&lab, &dir, &initial)).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let service = Service::start_with(config.clone(), listener, quick())
+        .await
+        .unwrap();
+
+    assert_eq!(get(addr, "/-/healthy").await.status, 200);
+    wait_until("readiness", || async {
+        get(addr, "/-/ready").await.status == 200
+    })
+    .await;
+
+    let reply = get(addr, "/metrics").await;
+    assert_eq!(reply.status, 200);
+    assert!(reply.content_type.starts_with("text/plain; version=0.0.4"));
+    let m = reply.body;
+    // healthy domain, with its configured label
+    assert_eq!(
+        sample(
+            &m,
+            "mta_sts_domain_info{domain=\"good.test\",team=\"mail\"}"
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&m, "mta_sts_record_valid{domain=\"good.test\"}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&m, "mta_sts_policy_valid{domain=\"good.test\"}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &m,
+            "mta_sts_policy_mode{domain=\"good.test\",mode=\"enforce\"}"
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &m,
+            "mta_sts_policy_mode{domain=\"good.test\",mode=\"testing\"}"
+        ),
+        Some(0.0)
+    );
+    assert_eq!(
+        sample(&m, "mta_sts_policy_max_age_seconds{domain=\"good.test\"}"),
+        Some(604800.0)
+    );
+    assert_eq!(
+        sample(&m, "mta_sts_enforce_ready{domain=\"good.test\"}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&m, "mta_sts_policy_cert_valid{domain=\"good.test\"}"),
+        Some(1.0)
+    );
+    assert!(
+        sample(
+            &m,
+            "mta_sts_policy_cert_not_after_timestamp_seconds{domain=\"good.test\"}"
+        )
+        .unwrap()
+            > 0.0
+    );
+    assert_eq!(
+        sample(
+            &m,
+            "mta_sts_mx_covered{domain=\"good.test\",mx=\"mx.shared.test\"}"
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&m, "mta_sts_mx_starttls{mx=\"mx.shared.test\"}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&m, "mta_sts_mx_cert_valid{mx=\"mx.shared.test\"}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &m,
+            "mta_sts_mx_tls_version_info{mx=\"mx.shared.test\",version=\"TLSv1.3\"}"
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &m,
+            "mta_sts_domain_verdict{domain=\"good.test\",verdict=\"enforced_deliverable\"}"
+        ),
+        Some(1.0)
+    );
+    // the shared MX was probed once for both domains
+    assert_eq!(lab.smtp[0].connections(), 1);
+    assert!(
+        sample(
+            &m,
+            "mta_sts_exporter_probe_cache_requests_total{result=\"hit\"}"
+        )
+        .unwrap()
+            >= 1.0
+    );
+    // MX facts are exported once per MX
+    assert_eq!(
+        m.matches("mta_sts_mx_starttls{mx=\"mx.shared.test\"}")
+            .count(),
+        1
+    );
+    // uncovered MX
+    assert_eq!(
+        sample(
+            &m,
+            "mta_sts_mx_covered{domain=\"uncovered.test\",mx=\"mx2.uncovered.test\"}"
+        ),
+        Some(0.0)
+    );
+    assert_eq!(
+        sample(&m, "mta_sts_enforce_ready{domain=\"uncovered.test\"}"),
+        Some(0.0)
+    );
+    assert_eq!(sample(&m, "mta_sts_finding{domain=\"uncovered.test\",code=\"mx_not_covered\",severity=\"critical\"}"), Some(1.0));
+    // expired MX certificate: its expiry is still exported
+    let expired_at = sample(
+        &m,
+        "mta_sts_mx_cert_not_after_timestamp_seconds{mx=\"mx.expired.test\"}",
+    )
+    .unwrap();
+    assert!(expired_at < mta_sts_exporter::check::unix_now() as f64);
+    assert_eq!(
+        sample(&m, "mta_sts_mx_cert_valid{mx=\"mx.expired.test\"}"),
+        Some(0.0)
+    );
+    assert_eq!(sample(&m, "mta_sts_finding{domain=\"expired.test\",code=\"mx_cert_expired\",severity=\"critical\"}"), Some(1.0));
+    // missing policy
+    assert_eq!(
+        sample(&m, "mta_sts_record_valid{domain=\"nopolicy.test\"}"),
+        Some(0.0)
+    );
+    assert_eq!(
+        sample(&m, "mta_sts_policy_valid{domain=\"nopolicy.test\"}"),
+        Some(0.0)
+    );
+    assert_eq!(sample(&m, "mta_sts_finding{domain=\"nopolicy.test\",code=\"sts_record_missing\",severity=\"warning\"}"), Some(1.0));
+    // exporter health
+    assert_eq!(sample(&m, "mta_sts_exporter_domains"), Some(5.0));
+    assert_eq!(
+        sample(&m, "mta_sts_exporter_config_last_reload_successful"),
+        Some(1.0)
+    );
+    assert!(m.contains("# HELP mta_sts_record_valid"));
+    assert!(m.contains("(from the last scheduled check)"));
+
+    // every documented family is produced
+    for name in documented_metrics() {
+        assert!(
+            m.lines()
+                .any(|l| l.starts_with(&name) && !l.starts_with('#')),
+            "{name} is documented but not produced"
+        );
+    }
+
+    // OpenMetrics by negotiation
+    let om = request(
+        addr,
+        "GET",
+        "/metrics",
+        Some("application/openmetrics-text;version=1.0.0"),
+    )
+    .await;
+    assert!(om.content_type.starts_with("application/openmetrics-text"));
+    assert!(om.body.trim_end().ends_with("# EOF"));
+
+    // JSON API
+    let list = get(addr, "/api/v1/domains").await;
+    let rows: serde_json::Value = serde_json::from_str(&list.body).unwrap();
+    assert_eq!(rows.as_array().unwrap().len(), 5);
+    let one = get(addr, "/api/v1/domains/expired.test").await;
+    assert_eq!(one.status, 200);
+    let report: serde_json::Value = serde_json::from_str(&one.body).unwrap();
+    assert_eq!(report["verdict"], "enforced_refused");
+    assert!(report["mx"]["hosts"][0]["probes"][0]["tls"]["leaf"]["not_after"].is_i64());
+    assert_eq!(get(addr, "/api/v1/domains/unknown.test").await.status, 404);
+    assert_eq!(request(addr, "DELETE", "/metrics", None).await.status, 405);
+
+    // reload: good.test removed, added.test added
+    let next = [
+        "good2.test",
+        "uncovered.test",
+        "expired.test",
+        "nopolicy.test",
+        "added.test",
+    ];
+    std::fs::write(&config, config_yaml(&lab, &dir, &next)).unwrap();
+    assert_eq!(request(addr, "POST", "/-/reload", None).await.status, 200);
+    let m = get(addr, "/metrics").await.body;
+    assert!(
+        !m.contains("domain=\"good.test\""),
+        "removed domain's series remain"
+    );
+    wait_until("the added domain's first check", || async {
+        let m = get(addr, "/metrics").await.body;
+        sample(&m, "mta_sts_record_valid{domain=\"added.test\"}") == Some(1.0)
+    })
+    .await;
+
+    // an invalid file keeps the old configuration
+    std::fs::write(&config, "global:\n  intervall: 1h\n").unwrap();
+    let failed = request(addr, "POST", "/-/reload", None).await;
+    assert_eq!(failed.status, 500);
+    assert!(failed.body.contains("intervall"), "{}", failed.body);
+    let m = get(addr, "/metrics").await.body;
+    assert_eq!(
+        sample(&m, "mta_sts_exporter_config_last_reload_successful"),
+        Some(0.0)
+    );
+    assert_eq!(sample(&m, "mta_sts_exporter_domains"), Some(5.0));
+    assert_eq!(
+        sample(&m, "mta_sts_record_valid{domain=\"added.test\"}"),
+        Some(1.0)
+    );
+
+    service.shutdown().await;
+}
+
+fn documented_metrics() -> Vec<String> {
+    let doc =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/metrics.md")).unwrap();
+    doc.lines()
+        .filter_map(|line| line.strip_prefix("| `"))
+        .filter_map(|rest| rest.split('`').next())
+        .filter(|name| name.starts_with("mta_sts_"))
+        .map(str::to_string)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_config_at_start_is_refused() {
+    let dir = TempDir::new("serve-bad");
+    let config = dir.path("config.yml");
+    std::fs::write(&config, "domains: [\"exa mple.test\"]\n").unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let err = Service::start(config, listener)
+        .await
+        .err()
+        .expect("refused");
+    assert!(err.contains("exa mple.test"), "{err}");
+}
+
+#[test]
+fn config_check_flag_and_sigterm() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let exe = env!("CARGO_BIN_EXE_mta-sts-exporter");
+    let dir = TempDir::new("sigterm");
+    let config = dir.path("config.yml");
+    std::fs::write(
+        &config,
+        "global:\n  dns: { server: \"127.0.0.1:9\", timeout: 200ms, attempts: 1 }\ndomains: [example.test]\n",
+    )
+    .unwrap();
+    // --config.check
+    let out = Command::new(exe)
+        .args(["--config.file", config.to_str().unwrap(), "--config.check"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("valid, 1 domains"));
+    let bad = dir.path("bad.yml");
+    std::fs::write(&bad, "domains: [com]\n").unwrap();
+    let out = Command::new(exe)
+        .args(["--config.file", bad.to_str().unwrap(), "--config.check"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+
+    // serve, then SIGTERM: exits cleanly
+    let mut child = Command::new(exe)
+        .args([
+            "--config.file",
+            config.to_str().unwrap(),
+            "--web.listen-address",
+            "127.0.0.1:0",
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let listening = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find(|l| l.contains("msg=listening"))
+        .expect("a listening log line");
+    assert!(listening.contains("level=info"), "{listening}");
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "exit status {status:?}");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "did not exit after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
