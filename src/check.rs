@@ -177,6 +177,7 @@ impl Checker {
             mx,
             tlsrpt,
             findings,
+            drift: None,
         }
     }
 
@@ -194,6 +195,7 @@ impl Checker {
             line_ending: None,
             policy: None,
             body_sha256: None,
+            normalized_sha256: None,
         };
         let mut findings = Vec::new();
         // Without a record, senders never fetch; we look anyway, quietly, to catch a policy
@@ -253,6 +255,13 @@ impl Checker {
             report.line_ending = Some(parsed.line_ending);
             report.body_sha256 = Some(hex(digest::digest(&digest::SHA256, &body).as_ref()));
             let parse_ok = parsed.policy.is_some();
+            report.normalized_sha256 = parsed.policy.as_ref().map(|p| {
+                let mut canonical = p.clone();
+                canonical.mx.sort();
+                canonical.mx.dedup();
+                let text = canonical.to_text(crate::stage::policy::LineEnding::Lf);
+                hex(digest::digest(&digest::SHA256, text.as_bytes()).as_ref())
+            });
             fetch_findings.extend(parsed.findings);
             // A sender uses the policy only if it was served correctly over a valid certificate.
             let served_ok = cert_ok && fetch.content_type_ok();

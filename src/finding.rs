@@ -122,6 +122,10 @@ codes! {
     PolicyUnknownField => "policy_unknown_field", Info;
     PolicyModeTesting => "policy_mode_testing", Info;
     PolicyModeNone => "policy_mode_none", Info;
+    // --- id drift (RFC 8461 §3.1, §8.1)
+    PolicyIdStale => "policy_id_stale", Critical;
+    PolicyIdChangedBodyUnchanged => "policy_id_changed_body_unchanged", Info;
+    PolicyUpdatedAfterId => "policy_updated_after_id", Warning;
     // --- MX records and coverage (RFC 8461 §4.1, RFC 7505)
     MxLookupFailed => "mx_lookup_failed", Critical;
     MxMissing => "mx_missing", Warning;
@@ -297,6 +301,9 @@ impl Code {
             Code::PolicyUnknownField => ("The policy has a field senders ignore (possibly a typo of a real field).", "RFC 8461 §3.2", "Remove it, or correct the key's spelling and case."),
             Code::PolicyModeTesting => ("The policy is in testing mode: senders report failures (TLS-RPT) but still deliver.", "RFC 8461 §5", "Move to `mode: enforce` (and bump the record's `id`) once TLS-RPT reports are clean."),
             Code::PolicyModeNone => ("The policy is in mode `none`: senders do not apply it.", "RFC 8461 §5, §8.3", "Nothing to do if MTA-STS is being withdrawn; otherwise use `testing` or `enforce`."),
+            Code::PolicyIdStale => ("The policy body changed but the `_mta-sts` record's `id` did not. Senders that cached the old policy keep it until its max_age runs out: a newly added MX is refused by them. The finding stays until the id changes.", "RFC 8461 §3.1, §5.1", "Publish a new `id` in the `_mta-sts` TXT record (e.g. a timestamp like 20261129T1200)."),
+            Code::PolicyIdChangedBodyUnchanged => ("The record's `id` changed but the policy body did not: senders re-fetch an unchanged policy, or the policy host has not been updated yet.", "RFC 8461 §3.1, §8.1", "Nothing to do if intended; otherwise update the policy file first, then the id."),
+            Code::PolicyUpdatedAfterId => ("The policy body changed after the `id` had been bumped: senders that fetched in between cached the old body under the new id and will not fetch again.", "RFC 8461 §8.1", "Bump the `id` again now; in future publish the policy file first and change the id after."),
             Code::MxLookupFailed => ("The MX lookup failed (SERVFAIL, REFUSED or timeout); this is not the same as no MX.", "RFC 5321 §5.1", "Check the domain's authoritative name servers."),
             Code::MxMissing => ("The domain has no MX record; senders deliver to its address records (implicit MX).", "RFC 5321 §5.1", "Publish MX records naming the mail servers, and cover them in the policy."),
             Code::MxNull => ("The domain publishes a null MX: it accepts no mail.", "RFC 7505", "Nothing to do if the domain sends no mail; an MTA-STS policy is then unnecessary."),

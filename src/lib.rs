@@ -16,6 +16,7 @@
 
 pub mod check;
 pub mod config;
+pub mod drift;
 pub mod duration;
 pub mod finding;
 pub mod logging;
@@ -26,5 +27,6 @@ pub mod report;
 pub mod scheduler;
 pub mod server;
 pub mod service;
+pub mod shard;
 pub mod stage;
 pub mod store;

@@ -49,6 +49,12 @@ struct ServeArgs {
     /// Log level: debug, info, warn, error.
     #[arg(long = "log.level", value_name = "LEVEL", default_value = "info", value_parser = logging::parse_level)]
     log_level: tracing::Level,
+    /// This replica's shard, 0-based (with --shard.count: a stable hash partition of the domains).
+    #[arg(long = "shard.index", value_name = "N", default_value_t = 0)]
+    shard_index: u32,
+    /// Number of replicas the fleet is split across.
+    #[arg(long = "shard.count", value_name = "N", default_value_t = 1)]
+    shard_count: u32,
     /// Log format: logfmt or json.
     #[arg(long = "log.format", value_name = "FORMAT", default_value = "logfmt")]
     log_format: logging::LogFormat,
@@ -251,6 +257,13 @@ async fn run_serve(args: ServeArgs) -> ExitCode {
             }
         };
     }
+    let shard = match mta_sts_exporter::shard::Shard::new(args.shard_index, args.shard_count) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let address = match listen_address(&args.listen_address) {
         Ok(a) => a,
         Err(e) => {
@@ -270,7 +283,11 @@ async fn run_serve(args: ServeArgs) -> ExitCode {
         .map(|a| a.to_string())
         .unwrap_or_default();
     tracing::info!(msg = "listening", address = %bound);
-    let service = match Service::start(config_file, listener).await {
+    let options = service::ServiceOptions {
+        shard,
+        ..service::ServiceOptions::default()
+    };
+    let service = match Service::start_with_options(config_file, listener, options).await {
         Ok(s) => s,
         Err(e) => {
             tracing::error!(msg = "cannot start", err = %e);

@@ -55,6 +55,8 @@ defs! {
     MX_COVERED = "mta_sts_mx_covered", Gauge, "domain, mx", "1 if the domain's policy covers this MX, 0 if not (the domain-to-MX relation)";
     ENFORCE_READY = "mta_sts_enforce_ready", Gauge, "domain", "1 if a sender enforcing the domain's valid policy would deliver to every MX";
     TLSRPT_VALID = "mta_sts_tlsrpt_valid", Gauge, "domain", "1 if exactly one valid TLS-RPT record was found";
+    POLICY_ID_STALE = "mta_sts_policy_id_stale", Gauge, "domain", "1 while the policy has changed without a new id in the _mta-sts record (stays until the id changes)";
+    POLICY_CHANGES = "mta_sts_policy_changes", Counter, "domain", "Policy body or id changes observed since the exporter started remembering the domain (persisted in the state file)";
     FINDING = "mta_sts_finding", Gauge, "domain, code, severity", "1 per finding code present in the domain's last check (codes: docs/findings.md)";
     MX_STARTTLS = "mta_sts_mx_starttls", Gauge, "mx", "1 if STARTTLS and the TLS handshake succeed on every probed address of the MX";
     MX_PROBE_OUTCOME = "mta_sts_mx_probe_outcome", Gauge, "mx, outcome", "1 for the outcome of the MX's SMTP probe (the first failing address's, else ok)";
@@ -66,6 +68,9 @@ defs! {
     CHECKS = "mta_sts_exporter_checks", Counter, "result", "Checks completed, by result: ok (no critical finding), critical, undetermined (a lookup failed)";
     CHECK_DURATION = "mta_sts_exporter_check_duration_seconds", Histogram, "", "Time taken by one domain check";
     CACHE_REQUESTS = "mta_sts_exporter_probe_cache_requests", Counter, "result", "SMTP probe requests by result: hit (shared or in-flight result reused) or miss (probed)";
+    STATE_LOADED = "mta_sts_exporter_state_loaded", Gauge, "", "1 if id-drift history was loaded from the state file at start; 0 if it started fresh (no file, unreadable or corrupt: see the log) or no state file is configured";
+    STATE_SAVE_ERRORS = "mta_sts_exporter_state_save_errors", Counter, "", "Failed attempts to save the state file (full disk, read-only directory...)";
+    STATE_LAST_SAVE = "mta_sts_exporter_state_last_save_success_timestamp_seconds", Gauge, "", "Unix time the state file was last saved";
     RELOAD_OK = "mta_sts_exporter_config_last_reload_successful", Gauge, "", "1 if the last configuration load succeeded";
     RELOAD_TIME = "mta_sts_exporter_config_last_reload_success_timestamp_seconds", Gauge, "", "Unix time of the last successful configuration load";
 }
@@ -153,6 +158,8 @@ impl prometheus_client::collector::Collector for Exposition {
         let mut enforce_ready: Series<L1> = Vec::new();
         let mut tlsrpt_valid: Series<L1> = Vec::new();
         let mut findings: Series<L3> = Vec::new();
+        let mut id_stale: Series<L1> = Vec::new();
+        let mut changes: Vec<(L1, u64)> = Vec::new();
         let mut mx_facts: BTreeMap<String, MxFacts> = BTreeMap::new();
 
         for (domain, entry) in &entries {
@@ -205,6 +212,10 @@ impl prometheus_client::collector::Collector for Exposition {
             }
             enforce_ready.push((d(), bool_value(is_enforce_ready(report))));
             tlsrpt_valid.push((d(), bool_value(report.tlsrpt.status == TlsRptStatus::Valid)));
+            if let Some(drift) = &report.drift {
+                id_stale.push((d(), bool_value(drift.stale)));
+                changes.push((d(), drift.changes));
+            }
             let mut seen = BTreeSet::new();
             for f in &report.findings {
                 if seen.insert((f.code, f.severity)) {
@@ -250,6 +261,19 @@ impl prometheus_client::collector::Collector for Exposition {
         gauge_family(&mut encoder, &MX_COVERED, &covered)?;
         gauge_family(&mut encoder, &ENFORCE_READY, &enforce_ready)?;
         gauge_family(&mut encoder, &TLSRPT_VALID, &tlsrpt_valid)?;
+        gauge_family(&mut encoder, &POLICY_ID_STALE, &id_stale)?;
+        {
+            let help = format!("{}{CACHED}", POLICY_CHANGES.help);
+            let mut family =
+                encoder.encode_descriptor(POLICY_CHANGES.name, &help, None, POLICY_CHANGES.kind)?;
+            for (labels, value) in &changes {
+                family
+                    .encode_family(labels)?
+                    .encode_counter::<prometheus_client::encoding::NoLabelSet, _, u64>(
+                        value, None,
+                    )?;
+            }
+        }
         gauge_family(&mut encoder, &FINDING, &findings)?;
         gauge_family(&mut encoder, &MX_STARTTLS, &mx_starttls)?;
         gauge_family(&mut encoder, &MX_PROBE_OUTCOME, &mx_outcome)?;
@@ -303,6 +327,28 @@ impl prometheus_client::collector::Collector for Exposition {
                     )?;
             }
         }
+        gauge_family(
+            &mut encoder,
+            &STATE_LOADED,
+            &[(no_labels, bool_value(self.store.state_loaded()))],
+        )?;
+        {
+            let mut family = encoder.encode_descriptor(
+                STATE_SAVE_ERRORS.name,
+                STATE_SAVE_ERRORS.help,
+                None,
+                STATE_SAVE_ERRORS.kind,
+            )?;
+            family.encode_counter::<prometheus_client::encoding::NoLabelSet, _, u64>(
+                &self.store.state_save_errors(),
+                None,
+            )?;
+        }
+        gauge_family(
+            &mut encoder,
+            &STATE_LAST_SAVE,
+            &[(no_labels, self.store.state_last_save() as f64)],
+        )?;
         gauge_family(
             &mut encoder,
             &RELOAD_OK,

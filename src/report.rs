@@ -27,6 +27,9 @@ pub struct DomainReport {
     pub mx: MxReport,
     pub tlsrpt: TlsRptReport,
     pub findings: Vec<Finding>,
+    /// id-drift memory (filled by the exporter service, which remembers past checks).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drift: Option<crate::drift::DriftStatus>,
 }
 
 impl DomainReport {
@@ -146,9 +149,13 @@ pub struct PolicyReport {
     /// The parsed policy, when valid.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub policy: Option<Policy>,
-    /// Lower-case hex SHA-256 of the body as served (for change tracking).
+    /// Lower-case hex SHA-256 of the body as served.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub body_sha256: Option<String>,
+    /// SHA-256 of the policy in canonical form (LF, mx sorted): changes only when the policy's
+    /// meaning does. Set whenever the body parses as a valid policy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub normalized_sha256: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -236,6 +243,7 @@ impl DomainReport {
                 line_ending: None,
                 policy: None,
                 body_sha256: None,
+                normalized_sha256: None,
             },
             mx: MxReport {
                 status: MxStatus::Missing,
@@ -247,6 +255,7 @@ impl DomainReport {
                 record: None,
             },
             findings: vec![],
+            drift: None,
         }
     }
 }

@@ -9,6 +9,7 @@ use tokio::net::TcpListener;
 
 use crate::check::{unix_now, CheckSettings, Checker};
 use crate::config::{self, Config, ExpectedMode};
+use crate::drift::{write_atomically, DriftState, LoadOutcome};
 use crate::metrics::Exposition;
 use crate::probe::cache::ProbeCache;
 use crate::probe::dns::{Families, ResolverSettings};
@@ -16,10 +17,31 @@ use crate::probe::target::AddressPolicy;
 use crate::report::DomainReport;
 use crate::scheduler::{self, CheckFn, ReportSink, SchedulerSettings, Target};
 use crate::server::{self, App, ReloadFn};
+use crate::shard::Shard;
 use crate::stage::cert::TrustStore;
 use crate::stage::expect::{check_expectations, Expectations};
 use crate::stage::policy::Mode;
 use crate::store::{DomainMeta, Store};
+
+/// How the service runs, besides its configuration file.
+#[derive(Clone, Debug)]
+pub struct ServiceOptions {
+    pub scheduler: SchedulerSettings,
+    /// This replica's share of the fleet (`--shard.index`, `--shard.count`).
+    pub shard: Shard,
+    /// How often changed id-drift state is saved (and always at shutdown).
+    pub state_save_interval: std::time::Duration,
+}
+
+impl Default for ServiceOptions {
+    fn default() -> ServiceOptions {
+        ServiceOptions {
+            scheduler: SchedulerSettings::default(),
+            shard: Shard::default(),
+            state_save_interval: std::time::Duration::from_secs(10),
+        }
+    }
+}
 
 /// What one loaded configuration turns into.
 struct Built {
@@ -77,13 +99,13 @@ pub fn trust_store(config: &Config) -> Result<TrustStore, String> {
     }
 }
 
-fn build(config: &Config, cache: &Arc<ProbeCache>) -> Result<Built, String> {
+fn build(config: &Config, cache: &Arc<ProbeCache>, shard: Shard) -> Result<Built, String> {
     let checker = Checker::with_cache(check_settings(config), trust_store(config)?, cache.clone())
         .map_err(|e| e.to_string())?;
     let mut expectations = HashMap::new();
     let mut targets = Vec::with_capacity(config.domains.len());
     let mut metas = Vec::with_capacity(config.domains.len());
-    for d in &config.domains {
+    for d in config.domains.iter().filter(|d| shard.owns(&d.name)) {
         if let Some(e) = &d.expect {
             let converted = Expectations {
                 mode: e.mode.map(|m| match m {
@@ -143,6 +165,8 @@ pub struct Service {
     scheduler_task: tokio::task::JoinHandle<()>,
     server_task: tokio::task::JoinHandle<()>,
     stop_server: tokio::sync::watch::Sender<bool>,
+    drift: Arc<std::sync::Mutex<DriftState>>,
+    saver: tokio::task::JoinHandle<()>,
 }
 
 impl Service {
@@ -155,8 +179,22 @@ impl Service {
     pub async fn start_with(
         config_path: PathBuf,
         listener: TcpListener,
-        mut scheduler_settings: SchedulerSettings,
+        scheduler: SchedulerSettings,
     ) -> Result<Service, String> {
+        let options = ServiceOptions {
+            scheduler,
+            ..ServiceOptions::default()
+        };
+        Service::start_with_options(config_path, listener, options).await
+    }
+
+    pub async fn start_with_options(
+        config_path: PathBuf,
+        listener: TcpListener,
+        options: ServiceOptions,
+    ) -> Result<Service, String> {
+        let shard = options.shard;
+        let mut scheduler_settings = options.scheduler.clone();
         let config = config::load(&config_path).map_err(|e| e.to_string())?;
         for w in &config.warnings {
             tracing::warn!(msg = "configuration", warning = %w);
@@ -165,13 +203,40 @@ impl Service {
             config.global.mx_cache_ttl,
             config.global.per_address_concurrency,
         ));
-        let built = build(&config, &cache)?;
+        let built = build(&config, &cache, shard)?;
+        if shard.count > 1 {
+            tracing::info!(
+                msg = "sharding",
+                shard = shard.index,
+                shards = shard.count,
+                domains = built.targets.len(),
+                configured = config.domains.len()
+            );
+        }
         scheduler_settings.concurrency = config.global.concurrency;
         let store = Arc::new(Store::new());
         store.set_domains(built.metas.clone());
         store.set_reload(true, unix_now());
         let targets = built.targets.clone();
         let current = Arc::new(RwLock::new(Arc::new(built)));
+
+        let (state, outcome) = DriftState::load(config.global.state_file.as_deref());
+        match &outcome {
+            LoadOutcome::Disabled => tracing::info!(
+                msg = "no state_file configured: id-drift history is kept in memory only"
+            ),
+            LoadOutcome::Loaded { domains } => {
+                tracing::info!(msg = "state loaded", domains = *domains)
+            }
+            LoadOutcome::Absent => {
+                tracing::info!(msg = "no state file yet: starting with empty id-drift history")
+            }
+            LoadOutcome::Failed(why) => {
+                tracing::error!(msg = "state file unusable: starting with empty id-drift history", err = %why)
+            }
+        }
+        store.set_state_loaded(matches!(outcome, LoadOutcome::Loaded { .. }));
+        let drift = Arc::new(std::sync::Mutex::new(state));
         tracing::info!(
             msg = "configuration loaded",
             file = %config_path.display(),
@@ -180,9 +245,15 @@ impl Service {
 
         let check: CheckFn = {
             let current = current.clone();
+            let drift = drift.clone();
             Arc::new(move |domain: String| {
                 let built = read(&current);
-                Box::pin(async move { run_check(&built, &domain).await })
+                let drift = drift.clone();
+                Box::pin(async move {
+                    let mut report = run_check(&built, &domain).await;
+                    lock(&drift).observe(&mut report, unix_now());
+                    report
+                })
             })
         };
         let sink: ReportSink = {
@@ -218,6 +289,26 @@ impl Service {
             });
         }
 
+        // Save changed id-drift state now and then; prune removed domains after their grace.
+        let saver = {
+            let drift = drift.clone();
+            let store = store.clone();
+            let every = options.state_save_interval;
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(every);
+                let mut last_prune = unix_now();
+                loop {
+                    tick.tick().await;
+                    if unix_now() - last_prune > 3_600 {
+                        let configured = store.snapshot().into_iter().map(|(d, _)| d).collect();
+                        lock(&drift).prune(&configured, unix_now());
+                        last_prune = unix_now();
+                    }
+                    save_state(&drift, &store).await;
+                }
+            })
+        };
+
         let reload: ReloadFn = {
             let store = store.clone();
             let current = current.clone();
@@ -238,7 +329,7 @@ impl Service {
                     let _serial = lock.lock().await;
                     let result = config::load(&path)
                         .map_err(|e| e.to_string())
-                        .and_then(|config| build(&config, &cache).map(|b| (config, b)));
+                        .and_then(|config| build(&config, &cache, shard).map(|b| (config, b)));
                     match result {
                         Err(e) => {
                             store.set_reload(false, unix_now());
@@ -282,6 +373,8 @@ impl Service {
             scheduler_task,
             server_task,
             stop_server,
+            drift,
+            saver,
         })
     }
 
@@ -294,8 +387,15 @@ impl Service {
     pub async fn shutdown(self) {
         self.scheduler.shutdown();
         let _ = self.scheduler_task.await;
+        self.saver.abort();
+        save_state(&self.drift, &self.store).await;
         let _ = self.stop_server.send(true);
         let _ = self.server_task.await;
+    }
+
+    /// The id-drift history (for tests and the JSON API).
+    pub fn drift(&self) -> Arc<std::sync::Mutex<DriftState>> {
+        self.drift.clone()
     }
 }
 
@@ -313,6 +413,34 @@ async fn run_check(built: &Built, domain: &str) -> DomainReport {
         }
     }
     report
+}
+
+/// Saves the id-drift state if it changed; a failure is logged, counted and retried later.
+async fn save_state(drift: &std::sync::Mutex<DriftState>, store: &Store) {
+    let Some((path, encoded)) = lock(drift).prepare_save() else {
+        return;
+    };
+    let result = match encoded {
+        Ok(bytes) => {
+            let path = path.clone();
+            tokio::task::spawn_blocking(move || write_atomically(&path, &bytes))
+                .await
+                .unwrap_or_else(|e| Err(format!("state save task failed: {e}")))
+        }
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(()) => store.record_state_save(true, unix_now()),
+        Err(e) => {
+            lock(drift).mark_dirty();
+            store.record_state_save(false, unix_now());
+            tracing::error!(msg = "saving the state file failed; checking goes on", err = %e);
+        }
+    }
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn read<T: Clone>(lock: &RwLock<T>) -> T {

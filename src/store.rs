@@ -109,6 +109,9 @@ pub struct Store {
     ready: AtomicBool,
     reload_ok: AtomicBool,
     reload_success_timestamp: AtomicI64,
+    state_loaded: AtomicBool,
+    state_save_errors: AtomicU64,
+    state_last_save: AtomicI64,
 }
 
 impl Store {
@@ -200,6 +203,31 @@ impl Store {
 
     pub fn reload_success_timestamp(&self) -> i64 {
         self.reload_success_timestamp.load(Ordering::Relaxed)
+    }
+
+    pub fn set_state_loaded(&self, loaded: bool) {
+        self.state_loaded.store(loaded, Ordering::Relaxed);
+    }
+
+    pub fn state_loaded(&self) -> bool {
+        self.state_loaded.load(Ordering::Relaxed)
+    }
+
+    /// Records one attempt to save the state file.
+    pub fn record_state_save(&self, ok: bool, now_unix: i64) {
+        if ok {
+            self.state_last_save.store(now_unix, Ordering::Relaxed);
+        } else {
+            self.state_save_errors.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub fn state_save_errors(&self) -> u64 {
+        self.state_save_errors.load(Ordering::Relaxed)
+    }
+
+    pub fn state_last_save(&self) -> i64 {
+        self.state_last_save.load(Ordering::Relaxed)
     }
 }
 
