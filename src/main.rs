@@ -264,6 +264,13 @@ async fn run_serve(args: ServeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let signals = match service::Signals::install() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
     let address = match listen_address(&args.listen_address) {
         Ok(a) => a,
         Err(e) => {
@@ -296,7 +303,7 @@ async fn run_serve(args: ServeArgs) -> ExitCode {
         }
     };
     let reload = service.reload.clone();
-    service::wait_for_signals(|| {
+    signals.wait(|| {
         let reload = reload.clone();
         async move {
             tracing::info!(msg = "SIGHUP: reloading the configuration");

@@ -455,28 +455,38 @@ fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Resolves when the process should stop (SIGTERM or SIGINT), and calls `on_hup` for every
-/// SIGHUP until then.
-pub async fn wait_for_signals<F, Fut>(on_hup: F)
-where
-    F: Fn() -> Fut,
-    Fut: Future<Output = ()>,
-{
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::hangup()),
-    ) else {
-        // Without signal handlers, wait for Ctrl-C only.
-        let _ = tokio::signal::ctrl_c().await;
-        return;
-    };
-    loop {
-        tokio::select! {
-            _ = term.recv() => { tracing::info!(msg = "SIGTERM: shutting down"); return; }
-            _ = int.recv() => { tracing::info!(msg = "SIGINT: shutting down"); return; }
-            _ = hup.recv() => on_hup().await,
+/// SIGTERM, SIGINT and SIGHUP, installed before anything else starts so that none is missed.
+pub struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    pub fn install() -> Result<Signals, String> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let install = |kind: SignalKind, name: &str| {
+            signal(kind).map_err(|e| format!("cannot install the {name} handler: {e}"))
+        };
+        Ok(Signals {
+            term: install(SignalKind::terminate(), "SIGTERM")?,
+            int: install(SignalKind::interrupt(), "SIGINT")?,
+            hup: install(SignalKind::hangup(), "SIGHUP")?,
+        })
+    }
+
+    /// Resolves on SIGTERM or SIGINT; calls `on_hup` for every SIGHUP until then.
+    pub async fn wait<F, Fut>(mut self, on_hup: F)
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = ()>,
+    {
+        loop {
+            tokio::select! {
+                _ = self.term.recv() => { tracing::info!(msg = "SIGTERM: shutting down"); return; }
+                _ = self.int.recv() => { tracing::info!(msg = "SIGINT: shutting down"); return; }
+                _ = self.hup.recv() => on_hup().await,
+            }
         }
     }
 }

@@ -9,9 +9,9 @@ use time::{Duration, OffsetDateTime};
 /// When a leaf is valid, relative to now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Validity {
-    /// From 30 days ago to 60 days ahead.
+    /// From 30 days ago to 60 days and 12 hours ahead (the half day keeps "days left" stable).
     Valid,
-    /// From 60 days ago until `n` days ahead.
+    /// From 60 days ago until `n` days and 12 hours ahead.
     ExpiresInDays(i64),
     /// From 100 days ago until `n` days ago.
     ExpiredDaysAgo(i64),
@@ -23,8 +23,14 @@ impl Validity {
     fn window(self) -> (OffsetDateTime, OffsetDateTime) {
         let now = OffsetDateTime::now_utc();
         match self {
-            Validity::Valid => (now - Duration::days(30), now + Duration::days(60)),
-            Validity::ExpiresInDays(n) => (now - Duration::days(60), now + Duration::days(n)),
+            Validity::Valid => (
+                now - Duration::days(30),
+                now + Duration::days(60) + Duration::hours(12),
+            ),
+            Validity::ExpiresInDays(n) => (
+                now - Duration::days(60),
+                now + Duration::days(n) + Duration::hours(12),
+            ),
             Validity::ExpiredDaysAgo(n) => (now - Duration::days(100), now - Duration::days(n)),
             Validity::NotYetValid => (now + Duration::days(10), now + Duration::days(100)),
         }
