@@ -15,6 +15,8 @@
 //! - [`render`] prints a report for people.
 
 pub mod check;
+pub mod config;
+pub mod duration;
 pub mod finding;
 pub mod probe;
 pub mod render;
