@@ -1,1 +1,1578 @@
-//! TODO: being written
+//! The exporter's YAML configuration: the file as written, checked rule by rule, becomes a [`Config`].
+//!
+//! The file is read into a tree of YAML nodes that remember where they were written, then walked
+//! section by section, so every error can name the file, line, column, key path and bad value.
+//! `docs/configuration.md` describes the format; each rule here has a bad file in
+//! `tests/config/` and a test asserting its message.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::fs;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_saphyr::{Location, MessageFormatter, Spanned};
+
+use crate::duration::{format_duration, parse_duration};
+use crate::probe::dns::{Families, ResolverSettings};
+use crate::probe::target::AddressPolicy;
+
+/// A validated configuration: everything the service needs to schedule and run checks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    pub global: Global,
+    /// Every domain to check, once each, in the order first seen: inline `domains` first, then
+    /// each of `domain_files` in turn.
+    pub domains: Vec<DomainConfig>,
+    /// Things worth logging that do not stop the file from loading (duplicate domains).
+    pub warnings: Vec<String>,
+    /// The file this came from, as given to [`load`] or [`parse`]; relative paths in it were
+    /// resolved against its directory.
+    pub source: PathBuf,
+}
+
+/// Settings shared by all checks (`global:` in the file). [`Global::default`] holds the defaults
+/// that `docs/configuration.md` documents.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Global {
+    /// How often each domain is checked, unless the domain sets its own `interval`.
+    pub interval: Duration,
+    /// Domains checked at once across the whole fleet.
+    pub concurrency: usize,
+    /// Connections to one MX address at once, so a shared mail host is not hammered by the many
+    /// domains that point at it.
+    pub per_address_concurrency: usize,
+    /// How long an SMTP probe result for one (MX name, address) is reused by other domains;
+    /// zero turns the cache off.
+    pub mx_cache_ttl: Duration,
+    /// Certificates that expire sooner than this are reported as a warning.
+    pub cert_warning: Duration,
+    /// `None`: the system resolver (the `nameserver` lines of /etc/resolv.conf).
+    pub dns_server: Option<SocketAddr>,
+    /// How long one try of one DNS query may take.
+    pub dns_timeout: Duration,
+    /// Tries per DNS query, the first included.
+    pub dns_attempts: usize,
+    /// TCP connect, to HTTPS and SMTP servers alike.
+    pub connect_timeout: Duration,
+    /// The whole HTTPS policy fetch: connect, TLS, request, body.
+    pub policy_fetch_timeout: Duration,
+    /// Each SMTP phase (greeting, EHLO, STARTTLS, TLS handshake).
+    pub smtp_timeout: Duration,
+    pub smtp_port: u16,
+    pub https_port: u16,
+    /// The name sent in EHLO; some servers refuse `localhost`, so set a real name you own.
+    pub ehlo_name: String,
+    /// Look up and probe A records (IPv4).
+    pub ipv4: bool,
+    /// Look up and probe AAAA records (IPv6).
+    pub ipv6: bool,
+    /// Probe loopback, private and other non-public addresses (labs, private mail networks).
+    pub allow_private_targets: bool,
+    /// Extra trusted CA certificates (PEM), in addition to the Mozilla roots. Resolved against the
+    /// config file's directory; it existed and held a certificate when the file was loaded.
+    pub ca_file: Option<PathBuf>,
+    /// Where the service keeps state across restarts. Resolved against the config file's
+    /// directory; its directory existed when the file was loaded.
+    pub state_file: Option<PathBuf>,
+    /// MX hosts examined per domain; the rest are ignored (bounds work on hostile DNS).
+    pub max_mx_per_domain: usize,
+    /// Addresses probed per MX host; the rest are ignored.
+    pub max_addresses_per_mx: usize,
+    /// Most domains one configuration may hold, after removing duplicates.
+    pub max_domains: usize,
+    /// Longest label value, in bytes, so a typo cannot blow up series size.
+    pub max_label_value_length: usize,
+}
+
+impl Default for Global {
+    fn default() -> Self {
+        Global {
+            interval: Duration::from_secs(3_600),
+            concurrency: 64,
+            per_address_concurrency: 2,
+            mx_cache_ttl: Duration::from_secs(600),
+            cert_warning: Duration::from_secs(14 * 86_400),
+            dns_server: None,
+            dns_timeout: Duration::from_secs(5),
+            dns_attempts: 2,
+            connect_timeout: Duration::from_secs(10),
+            policy_fetch_timeout: Duration::from_secs(60),
+            smtp_timeout: Duration::from_secs(30),
+            smtp_port: 25,
+            https_port: 443,
+            ehlo_name: "localhost".to_string(),
+            ipv4: true,
+            ipv6: true,
+            allow_private_targets: false,
+            ca_file: None,
+            state_file: None,
+            max_mx_per_domain: 20,
+            max_addresses_per_mx: 8,
+            max_domains: 200_000,
+            max_label_value_length: 128,
+        }
+    }
+}
+
+impl Global {
+    /// The DNS part of these settings, in the shape [`crate::probe::dns::Dns::new`] takes.
+    pub fn resolver_settings(&self) -> ResolverSettings {
+        ResolverSettings {
+            server: self.dns_server,
+            timeout: self.dns_timeout,
+            attempts: self.dns_attempts,
+        }
+    }
+
+    /// Which address families to look up and probe.
+    pub fn families(&self) -> Families {
+        Families {
+            ipv4: self.ipv4,
+            ipv6: self.ipv6,
+        }
+    }
+
+    /// Which addresses probes may connect to.
+    pub fn address_policy(&self) -> AddressPolicy {
+        AddressPolicy {
+            allow_private: self.allow_private_targets,
+        }
+    }
+}
+
+/// One domain to check.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DomainConfig {
+    /// Lower-case, ASCII (A-labels), no trailing dot: the form used in labels and lookups.
+    pub name: String,
+    /// The domain's own `interval`, or the global one.
+    pub interval: Duration,
+    /// The default `labels` overlaid with the domain's own; labels whose value is empty are
+    /// dropped, so `team: ""` removes a default.
+    pub labels: BTreeMap<String, String>,
+    /// What the owner says the policy should be; `None` when nothing is expected.
+    pub expect: Option<Expectations>,
+}
+
+/// What a domain's policy is expected to say. A policy that differs becomes a finding when the
+/// domain is checked; each `None` is not compared.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Expectations {
+    pub mode: Option<ExpectedMode>,
+    /// The exact set of `mx` patterns, lower-case, no trailing dot, in the order written,
+    /// repeats removed.
+    pub mx: Option<Vec<String>>,
+    /// The policy's `max_age` should be at least this.
+    pub min_max_age: Option<Duration>,
+}
+
+/// The policy mode a domain is expected to publish.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ExpectedMode {
+    Enforce,
+    Testing,
+    None,
+}
+
+impl ExpectedMode {
+    /// The mode as written in the policy file and in the configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExpectedMode::Enforce => "enforce",
+            ExpectedMode::Testing => "testing",
+            ExpectedMode::None => "none",
+        }
+    }
+}
+
+impl fmt::Display for ExpectedMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Reads the configuration file at `path`, and the domain files it names.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = fs::read_to_string(path).map_err(|error| ConfigError::Read {
+        path: path.to_path_buf(),
+        error,
+    })?;
+    parse(&text, path)
+}
+
+/// Validates `text` as if read from `source`: errors name `source`, and relative paths
+/// (`domain_files`, `ca_file`, `state_file`) are resolved against its directory, which is
+/// read from disk.
+pub fn parse(text: &str, source: &Path) -> Result<Config, ConfigError> {
+    let reader = Reader {
+        text,
+        source,
+        dir: source.parent().unwrap_or(Path::new("")),
+    };
+    let root = read_yaml(text, source)?;
+    reader.config(&root)
+}
+
+/// Why a configuration was refused. `Display` is one line naming the file, the line (and column
+/// when known), the key path, the bad value and what is allowed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The configuration file itself could not be read.
+    #[error("{}: cannot read the configuration file: {error}", path.display())]
+    Read { path: PathBuf, error: io::Error },
+    /// Not YAML, or not one YAML document.
+    #[error("{at}: invalid YAML: {message}")]
+    Yaml { at: Position, message: String },
+    /// A key the format does not have; `section` is the key path of the mapping, empty at the
+    /// top level.
+    #[error("{at}: unknown key {key:?} {}; allowed: {}", where_(section), allowed.join(", "))]
+    UnknownKey {
+        at: Position,
+        section: String,
+        key: String,
+        allowed: &'static [&'static str],
+    },
+    /// A key given twice in one mapping (YAML forbids it; which one wins would be a guess).
+    #[error(
+        "{at}: duplicate key {key:?} {}; it was first given on line {first_line}",
+        where_(section)
+    )]
+    DuplicateKey {
+        at: Position,
+        section: String,
+        key: String,
+        first_line: u32,
+    },
+    /// A value of the wrong kind: a list where a string belongs, a string where a number does.
+    #[error("{at}: {key}: expected {expected}, found {found}")]
+    WrongType {
+        at: Position,
+        key: String,
+        expected: &'static str,
+        found: String,
+    },
+    /// A value of the right kind that breaks a rule (range, syntax, missing file, ...).
+    #[error("{at}: {key}: {message}")]
+    InvalidValue {
+        at: Position,
+        key: String,
+        message: String,
+    },
+    /// A domain name that is not a valid name; `key` is `None` in a domain file.
+    #[error("{at}: {}invalid domain {name:?}: {reason}", key.as_ref().map(|k| format!("{k}: ")).unwrap_or_default())]
+    InvalidDomain {
+        at: Position,
+        key: Option<String>,
+        name: String,
+        reason: DomainNameError,
+    },
+    /// A file listed in `domain_files` could not be read.
+    #[error("{at}: {key}: cannot read domain file \"{}\": {error}", path.display())]
+    DomainFile {
+        at: Position,
+        key: String,
+        path: PathBuf,
+        error: io::Error,
+    },
+    /// Neither `domains` nor `domain_files` produced a domain.
+    #[error("{}: no domains configured: add entries under \"domains\" or files under \"domain_files\"", file.display())]
+    NoDomains { file: PathBuf },
+    /// More domains than `global.limits.max_domains`.
+    #[error("{}: too many domains: {count} after removing duplicates; allowed: at most {max} (global.limits.max_domains)", file.display())]
+    TooManyDomains {
+        file: PathBuf,
+        count: usize,
+        max: usize,
+    },
+}
+
+/// Where in which file something was written. Lines and columns count from 1; columns count
+/// characters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Position {
+    pub file: PathBuf,
+    /// `None` when the YAML parser could not say.
+    pub line: Option<u32>,
+    /// `None` in domain files, which have one value per line.
+    pub column: Option<u32>,
+}
+
+impl fmt::Display for Position {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+            if let Some(column) = self.column {
+                write!(f, ":{column}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn where_(section: &str) -> String {
+    if section.is_empty() {
+        "at the top level".to_string()
+    } else {
+        format!("in {section}")
+    }
+}
+
+/// Why a string is not a domain name we can check.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DomainNameError {
+    #[error("the name is empty")]
+    Empty,
+    #[error("non-ASCII characters are not allowed; use the A-label (xn--...)")]
+    NonAscii,
+    #[error("character {0:?} is not allowed; use letters, digits, '-' and '_'")]
+    Character(char),
+    #[error("empty label (two dots in a row, or a leading dot)")]
+    EmptyLabel,
+    #[error("label {label:?} is {length} characters long; allowed: at most 63", label = .0, length = .0.len())]
+    LabelTooLong(String),
+    #[error("label {0:?} begins or ends with '-'")]
+    Hyphen(String),
+    #[error("the name is {0} characters long; allowed: at most 253")]
+    TooLong(usize),
+    #[error("a single label is not a domain; give the full name, e.g. example.com")]
+    SingleLabel,
+    #[error("the last label is all digits; an IP address is not a domain")]
+    NumericTopLabel,
+}
+
+/// Normalises a domain name as the configuration accepts it: surrounding white space trimmed,
+/// lower-cased, one trailing dot removed; then at least two labels of letters, digits, `-` and
+/// `_`, each 1–63 characters and not beginning or ending with `-`, at most 253 characters in
+/// all, ASCII only (internationalized names as A-labels).
+pub fn normalize_domain(input: &str) -> Result<String, DomainNameError> {
+    let trimmed = input.trim();
+    if trimmed.is_empty() {
+        return Err(DomainNameError::Empty);
+    }
+    if !trimmed.is_ascii() {
+        return Err(DomainNameError::NonAscii);
+    }
+    let name = trimmed.strip_suffix('.').unwrap_or(trimmed);
+    let mut out = String::with_capacity(name.len());
+    let mut labels = 0;
+    for label in name.split('.') {
+        check_label(label, true)?;
+        if labels > 0 {
+            out.push('.');
+        }
+        out.extend(label.bytes().map(|b| char::from(b.to_ascii_lowercase())));
+        labels += 1;
+    }
+    if out.len() > MAX_NAME_LEN {
+        return Err(DomainNameError::TooLong(out.len()));
+    }
+    if labels < 2 {
+        return Err(DomainNameError::SingleLabel);
+    }
+    if out
+        .rsplit('.')
+        .next()
+        .is_some_and(|top| top.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Err(DomainNameError::NumericTopLabel);
+    }
+    Ok(out)
+}
+
+/// Label names the exporter sets itself, or that Prometheus sets at scrape time.
+pub const RESERVED_LABELS: &[&str] = &[
+    "domain", "mx", "code", "severity", "mode", "instance", "job",
+];
+
+const MAX_NAME_LEN: usize = 253;
+const MAX_LABEL_LEN: usize = 63;
+/// Duplicate domains listed one by one in [`Config::warnings`]; the rest are counted.
+const MAX_DUPLICATE_WARNINGS: usize = 100;
+/// The largest `max_age` RFC 8461 §3.2 allows (31557600 s), so a larger `min_max_age` could
+/// never be met.
+const RFC_MAX_AGE: Duration = Duration::from_secs(31_557_600);
+
+const TOP_KEYS: &[&str] = &["global", "labels", "domains", "domain_files"];
+const GLOBAL_KEYS: &[&str] = &[
+    "interval",
+    "concurrency",
+    "per_address_concurrency",
+    "mx_cache_ttl",
+    "cert_warning",
+    "dns",
+    "timeouts",
+    "ports",
+    "ehlo_name",
+    "ip_families",
+    "allow_private_targets",
+    "ca_file",
+    "state_file",
+    "limits",
+];
+const DNS_KEYS: &[&str] = &["server", "timeout", "attempts"];
+const TIMEOUT_KEYS: &[&str] = &["connect", "policy_fetch", "smtp"];
+const PORT_KEYS: &[&str] = &["smtp", "https"];
+const LIMIT_KEYS: &[&str] = &[
+    "max_mx_per_domain",
+    "max_addresses_per_mx",
+    "max_domains",
+    "max_label_value_length",
+];
+const DOMAIN_KEYS: &[&str] = &["name", "interval", "labels", "expect"];
+const EXPECT_KEYS: &[&str] = &["mode", "mx", "min_max_age"];
+
+/// A shortest allowed duration and, for some, a longest.
+struct DurationRange {
+    min: Duration,
+    max: Option<(Duration, &'static str)>,
+}
+
+const INTERVAL: DurationRange = DurationRange {
+    min: Duration::from_secs(60),
+    max: None,
+};
+const TIMEOUT: DurationRange = DurationRange {
+    min: Duration::from_millis(1),
+    max: None,
+};
+const ANY_DURATION: DurationRange = DurationRange {
+    min: Duration::ZERO,
+    max: None,
+};
+const CERT_WARNING: DurationRange = DurationRange {
+    min: Duration::from_secs(86_400),
+    max: None,
+};
+const MIN_MAX_AGE: DurationRange = DurationRange {
+    min: Duration::ZERO,
+    max: Some((RFC_MAX_AGE, " (the largest max_age RFC 8461 allows)")),
+};
+
+// ---------------------------------------------------------------------------------------------
+// The YAML tree: every node keeps the location where it was written.
+
+type Node = Spanned<Value>;
+
+#[derive(Debug)]
+enum Value {
+    Null,
+    Bool(bool),
+    Int(i128),
+    Float,
+    Str(String),
+    Seq(Vec<Node>),
+    Map(Vec<(Node, Node)>),
+}
+
+impl<'de> Deserialize<'de> for Value {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(ValueVisitor)
+    }
+}
+
+struct ValueVisitor;
+
+impl<'de> Visitor<'de> for ValueVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any YAML value")
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::Int(v.into()))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::Int(v.into()))
+    }
+    fn visit_i128<E>(self, v: i128) -> Result<Value, E> {
+        Ok(Value::Int(v))
+    }
+    fn visit_u128<E>(self, v: u128) -> Result<Value, E> {
+        Ok(Value::Int(i128::try_from(v).unwrap_or(i128::MAX)))
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Value, E> {
+        Ok(Value::Float)
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::Str(v.to_string()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::Str(v))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        while let Some(item) = seq.next_element::<Node>()? {
+            items.push(item);
+        }
+        Ok(Value::Seq(items))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut entries = Vec::new();
+        while let Some(key) = map.next_key::<Node>()? {
+            let value = map.next_value::<Node>()?;
+            entries.push((key, value));
+        }
+        Ok(Value::Map(entries))
+    }
+}
+
+/// Parses one YAML document. Duplicate keys are passed through to the walk below, which reports
+/// them with the mapping's key path.
+fn read_yaml(text: &str, source: &Path) -> Result<Node, ConfigError> {
+    let options = serde_saphyr::options! {
+        duplicate_keys: serde_saphyr::DuplicateKeyPolicy::PassThrough,
+        strict_booleans: true,
+        with_snippet: false,
+    };
+    serde_saphyr::from_str_with_options::<Node>(text, options).map_err(|err| {
+        let err = err.without_snippet();
+        let message = match err {
+            // The parser's own text names its API; say what to change in the file instead.
+            serde_saphyr::Error::MultipleDocuments { .. } => {
+                "a second document starts here (\"---\"); the configuration is one document".into()
+            }
+            _ => serde_saphyr::DefaultMessageFormatter.format_message(err),
+        };
+        let location = err.location().filter(|l| l.line() > 0);
+        ConfigError::Yaml {
+            at: Position {
+                file: source.to_path_buf(),
+                line: location.and_then(|l| u32::try_from(l.line()).ok()),
+                column: location.and_then(|l| u32::try_from(l.column()).ok()),
+            },
+            message: message
+                .chars()
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .collect(),
+        }
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// The walk: node tree -> Config.
+
+/// Where a domain was first written, for duplicate warnings (index into the file list).
+#[derive(Clone, Copy)]
+struct Origin {
+    file: usize,
+    line: u32,
+    column: Option<u32>,
+}
+
+struct Reader<'t> {
+    text: &'t str,
+    source: &'t Path,
+    /// Relative paths in the file are relative to this.
+    dir: &'t Path,
+}
+
+/// One entry of a mapping whose keys are strings.
+struct Entry<'n> {
+    name: &'n str,
+    key: &'n Node,
+    value: &'n Node,
+}
+
+impl Reader<'_> {
+    fn config(&self, root: &Node) -> Result<Config, ConfigError> {
+        if !matches!(root.value, Value::Map(_) | Value::Null) {
+            return Err(self.wrong_type(
+                root,
+                "top level".to_string(),
+                "a mapping (global, labels, domains, domain_files)",
+            ));
+        }
+        let top = self.mapping(root, "top level", Some(TOP_KEYS), "")?;
+        let find = |name: &str| top.iter().find(|e| e.name == name).map(|e| e.value);
+
+        let global = match find("global") {
+            Some(node) => self.global(node)?,
+            None => Global::default(),
+        };
+        let default_labels = match find("labels") {
+            Some(node) => self.labels(node, "labels", &global, &BTreeMap::new())?,
+            None => BTreeMap::new(),
+        };
+
+        let mut files = vec![self.source.to_path_buf()];
+        let mut domains: Vec<(DomainConfig, Origin)> = Vec::new();
+        if let Some(node) = find("domains") {
+            self.inline_domains(node, &global, &default_labels, &mut domains)?;
+        }
+        if let Some(node) = find("domain_files") {
+            for (index, item) in self.list(node, "domain_files")?.iter().enumerate() {
+                let key = format!("domain_files[{index}]");
+                let path = self.path(item, &key)?;
+                files.push(path.clone());
+                read_domain_file(
+                    &path,
+                    files.len() - 1,
+                    &global,
+                    &default_labels,
+                    &mut domains,
+                )
+                .map_err(|error| match error {
+                    FileError::Io(error) => ConfigError::DomainFile {
+                        at: self.position(item),
+                        key,
+                        path,
+                        error,
+                    },
+                    FileError::Domain(error) => error,
+                })?;
+            }
+        }
+
+        let (domains, warnings) = deduplicate(domains, &files);
+        if domains.is_empty() {
+            return Err(ConfigError::NoDomains {
+                file: self.source.to_path_buf(),
+            });
+        }
+        if domains.len() > global.max_domains {
+            return Err(ConfigError::TooManyDomains {
+                file: self.source.to_path_buf(),
+                count: domains.len(),
+                max: global.max_domains,
+            });
+        }
+        Ok(Config {
+            global,
+            domains,
+            warnings,
+            source: self.source.to_path_buf(),
+        })
+    }
+
+    fn global(&self, node: &Node) -> Result<Global, ConfigError> {
+        let mut g = Global::default();
+        for entry in self.mapping(node, "global", Some(GLOBAL_KEYS), "global")? {
+            let key = format!("global.{}", entry.name);
+            let value = entry.value;
+            match entry.name {
+                "interval" => g.interval = self.duration(value, &key, &INTERVAL)?,
+                "concurrency" => g.concurrency = self.integer(value, &key, 1, 10_000)?,
+                "per_address_concurrency" => {
+                    g.per_address_concurrency = self.integer(value, &key, 1, 64)?
+                }
+                "mx_cache_ttl" => g.mx_cache_ttl = self.duration(value, &key, &ANY_DURATION)?,
+                "cert_warning" => g.cert_warning = self.duration(value, &key, &CERT_WARNING)?,
+                "dns" => {
+                    for e in self.mapping(value, &key, Some(DNS_KEYS), "global.dns")? {
+                        let key = format!("global.dns.{}", e.name);
+                        match e.name {
+                            "server" => g.dns_server = Some(self.dns_server(e.value, &key)?),
+                            "timeout" => g.dns_timeout = self.duration(e.value, &key, &TIMEOUT)?,
+                            _ => g.dns_attempts = self.integer(e.value, &key, 1, 10)?,
+                        }
+                    }
+                }
+                "timeouts" => {
+                    for e in self.mapping(value, &key, Some(TIMEOUT_KEYS), "global.timeouts")? {
+                        let key = format!("global.timeouts.{}", e.name);
+                        let timeout = self.duration(e.value, &key, &TIMEOUT)?;
+                        match e.name {
+                            "connect" => g.connect_timeout = timeout,
+                            "policy_fetch" => g.policy_fetch_timeout = timeout,
+                            _ => g.smtp_timeout = timeout,
+                        }
+                    }
+                }
+                "ports" => {
+                    for e in self.mapping(value, &key, Some(PORT_KEYS), "global.ports")? {
+                        let key = format!("global.ports.{}", e.name);
+                        let port = self.integer(e.value, &key, 1, u16::MAX.into())?;
+                        // In range 1..=65535 by the check above.
+                        let port = u16::try_from(port).unwrap_or(u16::MAX);
+                        match e.name {
+                            "smtp" => g.smtp_port = port,
+                            _ => g.https_port = port,
+                        }
+                    }
+                }
+                "ehlo_name" => g.ehlo_name = self.ehlo_name(value, &key)?,
+                "ip_families" => (g.ipv4, g.ipv6) = self.ip_families(value, &key)?,
+                "allow_private_targets" => g.allow_private_targets = self.boolean(value, &key)?,
+                "ca_file" => g.ca_file = Some(self.ca_file(value, &key)?),
+                "state_file" => g.state_file = Some(self.state_file(value, &key)?),
+                _ => {
+                    for e in self.mapping(value, &key, Some(LIMIT_KEYS), "global.limits")? {
+                        let key = format!("global.limits.{}", e.name);
+                        match e.name {
+                            "max_mx_per_domain" => {
+                                g.max_mx_per_domain = self.integer(e.value, &key, 1, 1_000)?
+                            }
+                            "max_addresses_per_mx" => {
+                                g.max_addresses_per_mx = self.integer(e.value, &key, 1, 100)?
+                            }
+                            "max_domains" => {
+                                g.max_domains = self.integer(e.value, &key, 1, 10_000_000)?
+                            }
+                            _ => {
+                                g.max_label_value_length = self.integer(e.value, &key, 1, 4_096)?
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Ok(g)
+    }
+
+    fn inline_domains(
+        &self,
+        node: &Node,
+        global: &Global,
+        default_labels: &BTreeMap<String, String>,
+        out: &mut Vec<(DomainConfig, Origin)>,
+    ) -> Result<(), ConfigError> {
+        let items = self.list(node, "domains")?;
+        out.reserve(items.len());
+        for (index, item) in items.iter().enumerate() {
+            let domain = match &item.value {
+                Value::Map(_) => self.domain_entry(item, index, global, default_labels)?,
+                Value::Str(_) | Value::Null => DomainConfig {
+                    name: self.domain_name(item, || format!("domains[{index}]"))?,
+                    interval: global.interval,
+                    labels: default_labels.clone(),
+                    expect: None,
+                },
+                _ => {
+                    return Err(self.wrong_type(
+                        item,
+                        format!("domains[{index}]"),
+                        "a domain name or a mapping with \"name\"",
+                    ))
+                }
+            };
+            out.push((domain, self.origin(item)));
+        }
+        Ok(())
+    }
+
+    fn domain_entry(
+        &self,
+        node: &Node,
+        index: usize,
+        global: &Global,
+        default_labels: &BTreeMap<String, String>,
+    ) -> Result<DomainConfig, ConfigError> {
+        let path = format!("domains[{index}]");
+        let mut name = None;
+        let mut interval = global.interval;
+        let mut labels = None;
+        let mut expect = None;
+        for entry in self.mapping(node, &path, Some(DOMAIN_KEYS), &path)? {
+            let key = format!("{path}.{}", entry.name);
+            match entry.name {
+                "name" => name = Some(self.domain_name(entry.value, || key.clone())?),
+                "interval" => interval = self.duration(entry.value, &key, &INTERVAL)?,
+                "labels" => {
+                    labels = Some(self.labels(entry.value, &key, global, default_labels)?)
+                }
+                _ => expect = self.expectations(entry.value, &key)?,
+            }
+        }
+        let Some(name) = name else {
+            return Err(ConfigError::InvalidValue {
+                at: self.position(node),
+                key: path,
+                message: "missing key \"name\": a mapping entry needs the domain's name, \
+                          e.g. name: example.org"
+                    .to_string(),
+            });
+        };
+        Ok(DomainConfig {
+            name,
+            interval,
+            labels: labels.unwrap_or_else(|| default_labels.clone()),
+            expect,
+        })
+    }
+
+    fn expectations(&self, node: &Node, path: &str) -> Result<Option<Expectations>, ConfigError> {
+        let mut expect = Expectations {
+            mode: None,
+            mx: None,
+            min_max_age: None,
+        };
+        for entry in self.mapping(node, path, Some(EXPECT_KEYS), path)? {
+            let key = format!("{path}.{}", entry.name);
+            match entry.name {
+                "mode" => {
+                    let mode = self.string(entry.value, &key)?;
+                    expect.mode = Some(match mode {
+                        "enforce" => ExpectedMode::Enforce,
+                        "testing" => ExpectedMode::Testing,
+                        "none" => ExpectedMode::None,
+                        _ => {
+                            return Err(self.invalid(
+                                entry.value,
+                                key,
+                                format!("unknown mode {mode:?}; allowed: enforce, testing, none"),
+                            ))
+                        }
+                    });
+                }
+                "mx" => expect.mx = Some(self.mx_patterns(entry.value, &key)?),
+                _ => expect.min_max_age = Some(self.duration(entry.value, &key, &MIN_MAX_AGE)?),
+            }
+        }
+        if expect.mode.is_none() && expect.mx.is_none() && expect.min_max_age.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(expect))
+    }
+
+    fn mx_patterns(&self, node: &Node, key: &str) -> Result<Vec<String>, ConfigError> {
+        let items = self.list(node, key)?;
+        if items.is_empty() {
+            return Err(self.invalid(
+                node,
+                key.to_string(),
+                "the list is empty; list the expected patterns, e.g. [\"mx1.example.org\"], \
+                 or leave mx out"
+                    .to_string(),
+            ));
+        }
+        let mut patterns: Vec<String> = Vec::with_capacity(items.len());
+        for (index, item) in items.iter().enumerate() {
+            let item_key = format!("{key}[{index}]");
+            let pattern = self.string(item, &item_key)?;
+            if let Err(reason) = crate::stage::mx::validate_pattern(pattern) {
+                return Err(self.invalid(
+                    item,
+                    item_key,
+                    format!("invalid pattern {pattern:?}: {reason}"),
+                ));
+            }
+            let pattern = crate::stage::mx::normalize_host(pattern);
+            if !patterns.contains(&pattern) {
+                patterns.push(pattern);
+            }
+        }
+        Ok(patterns)
+    }
+
+    /// Reads a `labels` mapping and overlays it on `defaults`.
+    fn labels(
+        &self,
+        node: &Node,
+        path: &str,
+        global: &Global,
+        defaults: &BTreeMap<String, String>,
+    ) -> Result<BTreeMap<String, String>, ConfigError> {
+        let mut labels = defaults.clone();
+        for entry in self.mapping(node, path, None, path)? {
+            if let Err(problem) = check_label_name(entry.name) {
+                return Err(self.invalid(
+                    entry.key,
+                    path.to_string(),
+                    format!("invalid label name {:?}: {problem}", entry.name),
+                ));
+            }
+            let key = format!("{path}.{}", entry.name);
+            let value = match &entry.value.value {
+                Value::Str(value) => value,
+                _ => return Err(self.wrong_type(entry.value, key, EXPECTED_LABEL_VALUE)),
+            };
+            if value.len() > global.max_label_value_length {
+                let mut shown: String = value.chars().take(SHOWN_VALUE_CHARS).collect();
+                if shown.len() < value.len() {
+                    shown.push_str("...");
+                }
+                return Err(self.invalid(
+                    entry.value,
+                    key,
+                    format!(
+                        "value {shown:?} is {} bytes long; allowed: at most {} \
+                         (global.limits.max_label_value_length)",
+                        value.len(),
+                        global.max_label_value_length
+                    ),
+                ));
+            }
+            if value.is_empty() {
+                labels.remove(entry.name);
+            } else {
+                labels.insert(entry.name.to_string(), value.clone());
+            }
+        }
+        Ok(labels)
+    }
+
+    fn domain_name(&self, node: &Node, key: impl Fn() -> String) -> Result<String, ConfigError> {
+        let written = match &node.value {
+            Value::Str(name) => name.as_str(),
+            Value::Null => "",
+            _ => return Err(self.wrong_type(node, key(), "a domain name")),
+        };
+        normalize_domain(written).map_err(|reason| ConfigError::InvalidDomain {
+            at: self.position(node),
+            key: Some(key()),
+            name: written.trim().to_string(),
+            reason,
+        })
+    }
+
+    fn dns_server(&self, node: &Node, key: &str) -> Result<SocketAddr, ConfigError> {
+        let text = self.string(node, key)?;
+        parse_dns_server(text).ok_or_else(|| {
+            self.invalid(
+                node,
+                key.to_string(),
+                format!(
+                    "invalid address {text:?}: use an IP address, optionally with a port \
+                     (1-65535), e.g. 192.0.2.53, 192.0.2.53:5353 or [2001:db8::53]:53"
+                ),
+            )
+        })
+    }
+
+    fn ehlo_name(&self, node: &Node, key: &str) -> Result<String, ConfigError> {
+        let name = self.string(node, key)?;
+        check_host_name(name)
+            .map(|()| name.strip_suffix('.').unwrap_or(name).to_string())
+            .map_err(|problem| {
+                self.invalid(
+                    node,
+                    key.to_string(),
+                    format!("invalid host name {name:?}: {problem}"),
+                )
+            })
+    }
+
+    fn ip_families(&self, node: &Node, key: &str) -> Result<(bool, bool), ConfigError> {
+        let items = self.list(node, key)?;
+        if items.is_empty() {
+            return Err(self.invalid(
+                node,
+                key.to_string(),
+                "the list is empty; allowed: ipv4, ipv6 or both".to_string(),
+            ));
+        }
+        let (mut ipv4, mut ipv6) = (false, false);
+        for (index, item) in items.iter().enumerate() {
+            let item_key = format!("{key}[{index}]");
+            match self.string(item, &item_key)? {
+                "ipv4" => ipv4 = true,
+                "ipv6" => ipv6 = true,
+                other => {
+                    return Err(self.invalid(
+                        item,
+                        item_key,
+                        format!("unknown family {other:?}; allowed: ipv4, ipv6"),
+                    ))
+                }
+            }
+        }
+        Ok((ipv4, ipv6))
+    }
+
+    fn ca_file(&self, node: &Node, key: &str) -> Result<PathBuf, ConfigError> {
+        let path = self.path(node, key)?;
+        let shown = path.display();
+        let problem = match fs::read(&path) {
+            Err(error) => format!("cannot read \"{shown}\": {error}"),
+            Ok(pem) => match crate::stage::cert::TrustStore::only(&pem) {
+                Ok(_) => return Ok(path),
+                Err(reason) => format!("cannot use \"{shown}\": {reason}"),
+            },
+        };
+        Err(self.invalid(node, key.to_string(), problem))
+    }
+
+    fn state_file(&self, node: &Node, key: &str) -> Result<PathBuf, ConfigError> {
+        let path = self.path(node, key)?;
+        let parent = match path.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent,
+            _ => Path::new("."),
+        };
+        let problem = if path.is_dir() {
+            format!(
+                "\"{}\" is a directory; give the path of a file",
+                path.display()
+            )
+        } else {
+            match fs::metadata(parent) {
+                Ok(meta) if meta.is_dir() => return Ok(path),
+                Ok(_) => format!("\"{}\" is not a directory", parent.display()),
+                Err(error) if error.kind() == io::ErrorKind::NotFound => {
+                    format!(
+                        "directory \"{}\" does not exist; create it first",
+                        parent.display()
+                    )
+                }
+                Err(error) => format!("directory \"{}\" is not usable: {error}", parent.display()),
+            }
+        };
+        Err(self.invalid(node, key.to_string(), problem))
+    }
+
+    // --- typed values -------------------------------------------------------------------------
+
+    /// The string-keyed entries of a mapping, checked for unknown (when `allowed` is given) and
+    /// duplicate keys. A null node is an empty mapping; entries with a null value are left out,
+    /// so `key:` with nothing after it means the default.
+    fn mapping<'n>(
+        &self,
+        node: &'n Node,
+        key: &str,
+        allowed: Option<&'static [&'static str]>,
+        section: &str,
+    ) -> Result<Vec<Entry<'n>>, ConfigError> {
+        let pairs = match &node.value {
+            Value::Null => return Ok(Vec::new()),
+            Value::Map(pairs) => pairs,
+            _ => return Err(self.wrong_type(node, key.to_string(), "a mapping")),
+        };
+        let mut entries: Vec<Entry<'n>> = Vec::with_capacity(pairs.len());
+        let mut first_lines: Vec<(&str, u32)> = Vec::with_capacity(pairs.len());
+        for (k, value) in pairs {
+            let name = match (&k.value, allowed) {
+                (Value::Str(name), Some(allowed)) if allowed.contains(&name.as_str()) => name,
+                (Value::Str(name), None) => name,
+                _ => {
+                    let shown = match &k.value {
+                        Value::Str(name) => name.clone(),
+                        _ => self.written(k).to_string(),
+                    };
+                    return Err(ConfigError::UnknownKey {
+                        at: self.position(k),
+                        section: section.to_string(),
+                        key: shown,
+                        allowed: allowed.unwrap_or(&[]),
+                    });
+                }
+            };
+            if let Some((_, first_line)) = first_lines.iter().find(|(n, _)| *n == name.as_str()) {
+                return Err(ConfigError::DuplicateKey {
+                    at: self.position(k),
+                    section: section.to_string(),
+                    key: name.clone(),
+                    first_line: *first_line,
+                });
+            }
+            first_lines.push((name, self.position(k).line.unwrap_or(0)));
+            if !matches!(value.value, Value::Null) {
+                entries.push(Entry {
+                    name,
+                    key: k,
+                    value,
+                });
+            }
+        }
+        Ok(entries)
+    }
+
+    fn list<'n>(&self, node: &'n Node, key: &str) -> Result<&'n [Node], ConfigError> {
+        match &node.value {
+            Value::Null => Ok(&[]),
+            Value::Seq(items) => Ok(items),
+            _ => Err(self.wrong_type(node, key.to_string(), "a list")),
+        }
+    }
+
+    fn string<'n>(&self, node: &'n Node, key: &str) -> Result<&'n str, ConfigError> {
+        match &node.value {
+            Value::Str(s) => Ok(s),
+            _ => Err(self.wrong_type(node, key.to_string(), "a string")),
+        }
+    }
+
+    fn boolean(&self, node: &Node, key: &str) -> Result<bool, ConfigError> {
+        match node.value {
+            Value::Bool(b) => Ok(b),
+            _ => Err(self.wrong_type(node, key.to_string(), "true or false")),
+        }
+    }
+
+    fn integer(&self, node: &Node, key: &str, min: u64, max: u64) -> Result<usize, ConfigError> {
+        let Value::Int(n) = node.value else {
+            return Err(self.wrong_type(node, key.to_string(), "an integer"));
+        };
+        match usize::try_from(n) {
+            Ok(value) if (i128::from(min)..=i128::from(max)).contains(&n) => Ok(value),
+            _ => Err(self.invalid(
+                node,
+                key.to_string(),
+                format!("{n} is out of range; allowed: {min} to {max}"),
+            )),
+        }
+    }
+
+    /// A duration such as `30s` or `1h30m`. Numbers without a unit are refused with the hint.
+    fn duration(
+        &self,
+        node: &Node,
+        key: &str,
+        range: &DurationRange,
+    ) -> Result<Duration, ConfigError> {
+        let written = match &node.value {
+            Value::Str(s) => s.as_str(),
+            Value::Int(_) | Value::Float | Value::Bool(_) => self.written(node),
+            _ => {
+                return Err(self.wrong_type(node, key.to_string(), "a duration such as 30s or 1h"))
+            }
+        };
+        let value = parse_duration(written)
+            .map_err(|message| self.invalid(node, key.to_string(), message))?;
+        if value < range.min {
+            return Err(self.invalid(
+                node,
+                key.to_string(),
+                format!(
+                    "{} is too short; allowed: {} or more",
+                    written.trim(),
+                    format_duration(range.min)
+                ),
+            ));
+        }
+        if let Some((max, why)) = range.max {
+            if value > max {
+                return Err(self.invalid(
+                    node,
+                    key.to_string(),
+                    format!(
+                        "{} is too long; allowed: {} or less{why}",
+                        written.trim(),
+                        format_duration(max)
+                    ),
+                ));
+            }
+        }
+        Ok(value)
+    }
+
+    /// A path, resolved against the config file's directory.
+    fn path(&self, node: &Node, key: &str) -> Result<PathBuf, ConfigError> {
+        let text = self.string(node, key)?;
+        if text.is_empty() {
+            return Err(self.invalid(node, key.to_string(), "the path is empty".to_string()));
+        }
+        Ok(self.dir.join(text))
+    }
+
+    // --- errors -------------------------------------------------------------------------------
+
+    fn position(&self, node: &Node) -> Position {
+        position(self.source, &node.referenced)
+    }
+
+    fn origin(&self, node: &Node) -> Origin {
+        let at = self.position(node);
+        Origin {
+            file: 0,
+            line: at.line.unwrap_or(0),
+            column: at.column,
+        }
+    }
+
+    /// The node's text as written in the file (quotes included), or a rendering of its value
+    /// when the parser kept no span.
+    fn written<'n>(&'n self, node: &'n Node) -> &'n str {
+        let span = node.referenced.span();
+        span.byte_offset()
+            .zip(span.byte_len())
+            .and_then(|(start, len)| {
+                let start = usize::try_from(start).ok()?;
+                let end = start.checked_add(usize::try_from(len).ok()?)?;
+                self.text.get(start..end)
+            })
+            .filter(|s| !s.is_empty())
+            .unwrap_or(match &node.value {
+                Value::Bool(true) => "true",
+                Value::Bool(false) => "false",
+                _ => "?",
+            })
+    }
+
+    fn describe(&self, node: &Node) -> String {
+        match &node.value {
+            Value::Null => "an empty value".to_string(),
+            Value::Bool(b) => format!("{b}"),
+            Value::Int(_) => format!("integer {}", self.written(node)),
+            Value::Float => format!("number {}", self.written(node)),
+            Value::Str(s) => format!("string {s:?}"),
+            Value::Seq(_) => "a list".to_string(),
+            Value::Map(_) => "a mapping".to_string(),
+        }
+    }
+
+    fn wrong_type(&self, node: &Node, key: String, expected: &'static str) -> ConfigError {
+        ConfigError::WrongType {
+            at: self.position(node),
+            key,
+            expected,
+            found: self.describe(node),
+        }
+    }
+
+    fn invalid(&self, node: &Node, key: String, message: String) -> ConfigError {
+        ConfigError::InvalidValue {
+            at: self.position(node),
+            key,
+            message,
+        }
+    }
+}
+
+/// How much of an over-long label value an error message repeats.
+const SHOWN_VALUE_CHARS: usize = 40;
+
+const EXPECTED_LABEL_VALUE: &str = "a string (quote numbers and true/false)";
+
+fn position(file: &Path, location: &Location) -> Position {
+    Position {
+        file: file.to_path_buf(),
+        line: u32::try_from(location.line()).ok(),
+        column: u32::try_from(location.column()).ok(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Domain files and duplicates.
+
+enum FileError {
+    Io(io::Error),
+    Domain(ConfigError),
+}
+
+/// Appends the domains of one domain file: one per line, `#` starts a comment, blank lines are
+/// ignored. Allocates one `String` per domain (its name) and nothing per line otherwise.
+fn read_domain_file(
+    path: &Path,
+    file_index: usize,
+    global: &Global,
+    default_labels: &BTreeMap<String, String>,
+    out: &mut Vec<(DomainConfig, Origin)>,
+) -> Result<(), FileError> {
+    let bytes = fs::read(path).map_err(FileError::Io)?;
+    out.reserve(bytes.len() / 16);
+    for (index, line) in bytes.split(|&b| b == b'\n').enumerate() {
+        let line = match line.iter().position(|&b| b == b'#') {
+            Some(comment) => &line[..comment],
+            None => line,
+        };
+        let line = line.trim_ascii();
+        if line.is_empty() {
+            continue;
+        }
+        let line_number = u32::try_from(index + 1).unwrap_or(u32::MAX);
+        let at = || Position {
+            file: path.to_path_buf(),
+            line: Some(line_number),
+            column: None,
+        };
+        let name = std::str::from_utf8(line)
+            .map_err(|_| DomainNameError::NonAscii)
+            .and_then(normalize_domain)
+            .map_err(|reason| {
+                FileError::Domain(ConfigError::InvalidDomain {
+                    at: at(),
+                    key: None,
+                    name: String::from_utf8_lossy(line).into_owned(),
+                    reason,
+                })
+            })?;
+        out.push((
+            DomainConfig {
+                name,
+                interval: global.interval,
+                labels: default_labels.clone(),
+                expect: None,
+            },
+            Origin {
+                file: file_index,
+                line: line_number,
+                column: None,
+            },
+        ));
+    }
+    Ok(())
+}
+
+/// Keeps the first occurrence of each name, and says where each repeat was. Sorts indices
+/// rather than hashing, so no name is copied.
+fn deduplicate(
+    entries: Vec<(DomainConfig, Origin)>,
+    files: &[PathBuf],
+) -> (Vec<DomainConfig>, Vec<String>) {
+    let mut order: Vec<usize> = (0..entries.len()).collect();
+    order.sort_unstable_by(|&a, &b| entries[a].0.name.cmp(&entries[b].0.name).then(a.cmp(&b)));
+    let mut repeats: Vec<(usize, usize)> = Vec::new();
+    let mut keep = vec![true; entries.len()];
+    for group in order.chunk_by(|&a, &b| entries[a].0.name == entries[b].0.name) {
+        if let Some((&first, rest)) = group.split_first() {
+            for &repeat in rest {
+                keep[repeat] = false;
+                repeats.push((repeat, first));
+            }
+        }
+    }
+    repeats.sort_unstable();
+    let place = |origin: Origin| {
+        Position {
+            file: files.get(origin.file).cloned().unwrap_or_default(),
+            line: Some(origin.line),
+            column: origin.column,
+        }
+        .to_string()
+    };
+    let mut warnings: Vec<String> = repeats
+        .iter()
+        .take(MAX_DUPLICATE_WARNINGS)
+        .map(|&(repeat, first)| {
+            format!(
+                "{}: duplicate domain {:?} (first at {}); checking it once, with the first entry",
+                place(entries[repeat].1),
+                entries[repeat].0.name,
+                place(entries[first].1),
+            )
+        })
+        .collect();
+    if repeats.len() > MAX_DUPLICATE_WARNINGS {
+        warnings.push(format!(
+            "{} more duplicate domains not listed",
+            repeats.len() - MAX_DUPLICATE_WARNINGS
+        ));
+    }
+    let domains = entries
+        .into_iter()
+        .zip(keep)
+        .filter_map(|((domain, _), keep)| keep.then_some(domain))
+        .collect();
+    (domains, warnings)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Small syntax checks.
+
+/// One label of a domain (`underscore` allowed, as in `_dmarc`) or host name.
+fn check_label(label: &str, underscore: bool) -> Result<(), DomainNameError> {
+    if label.is_empty() {
+        return Err(DomainNameError::EmptyLabel);
+    }
+    if let Some(c) = label
+        .chars()
+        .find(|&c| !(c.is_ascii_alphanumeric() || c == '-' || (underscore && c == '_')))
+    {
+        return Err(DomainNameError::Character(c));
+    }
+    if label.len() > MAX_LABEL_LEN {
+        return Err(DomainNameError::LabelTooLong(label.to_string()));
+    }
+    if label.starts_with('-') || label.ends_with('-') {
+        return Err(DomainNameError::Hyphen(label.to_string()));
+    }
+    Ok(())
+}
+
+/// A host name for EHLO: one or more LDH labels (`localhost` is fine), not an IP address.
+fn check_host_name(name: &str) -> Result<(), String> {
+    let reason = |e: DomainNameError| match e {
+        DomainNameError::Character(c) => {
+            format!("character {c:?} is not allowed; use letters, digits and '-'")
+        }
+        other => other.to_string(),
+    };
+    if name.is_empty() {
+        return Err(reason(DomainNameError::Empty));
+    }
+    if !name.is_ascii() {
+        return Err(reason(DomainNameError::NonAscii));
+    }
+    let name = name.strip_suffix('.').unwrap_or(name);
+    if name.len() > MAX_NAME_LEN {
+        return Err(reason(DomainNameError::TooLong(name.len())));
+    }
+    for label in name.split('.') {
+        check_label(label, false).map_err(reason)?;
+    }
+    if name
+        .rsplit('.')
+        .next()
+        .is_some_and(|top| top.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Err("the last label is all digits; give a host name, not an IP address".into());
+    }
+    Ok(())
+}
+
+/// A Prometheus label name (`[a-zA-Z_][a-zA-Z0-9_]*`) that neither Prometheus nor the exporter
+/// uses.
+fn check_label_name(name: &str) -> Result<(), String> {
+    let mut chars = name.chars();
+    let valid = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !valid {
+        return Err(
+            "use letters, digits and '_', not starting with a digit (Prometheus label names)"
+                .to_string(),
+        );
+    }
+    if name.starts_with("__") {
+        return Err("names beginning with \"__\" are reserved by Prometheus".to_string());
+    }
+    if RESERVED_LABELS.contains(&name) {
+        return Err(format!(
+            "the exporter or Prometheus sets this label; reserved: {}",
+            RESERVED_LABELS.join(", ")
+        ));
+    }
+    Ok(())
+}
+
+/// `IP` (port 53) or `IP:PORT`; IPv6 as `2001:db8::53`, `[2001:db8::53]` or `[2001:db8::53]:53`.
+fn parse_dns_server(text: &str) -> Option<SocketAddr> {
+    let text = text.trim();
+    let address = if let Ok(address) = text.parse::<SocketAddr>() {
+        address
+    } else {
+        let bare = text
+            .strip_prefix('[')
+            .and_then(|t| t.strip_suffix(']'))
+            .unwrap_or(text);
+        SocketAddr::new(bare.parse::<IpAddr>().ok()?, 53)
+    };
+    (address.port() != 0).then_some(address)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalizes_domains() {
+        assert_eq!(normalize_domain(" Example.COM. ").unwrap(), "example.com");
+        assert_eq!(
+            normalize_domain("_mta-sts.a-b.example").unwrap(),
+            "_mta-sts.a-b.example"
+        );
+        assert_eq!(
+            normalize_domain("xn--bcher-kva.de").unwrap(),
+            "xn--bcher-kva.de"
+        );
+        let label = "a".repeat(63);
+        let long = format!("{label}.{label}.{label}.{}.com", "b".repeat(57));
+        assert_eq!(long.len(), 253);
+        assert_eq!(normalize_domain(&long).unwrap(), long);
+    }
+
+    #[test]
+    fn rejects_bad_domains_with_reasons() {
+        use DomainNameError::*;
+        let long_label = "a".repeat(64);
+        let label = "a".repeat(63);
+        let too_long = format!("{label}.{label}.{label}.{}.com", "b".repeat(58));
+        let cases: Vec<(&str, DomainNameError)> = vec![
+            ("", Empty),
+            ("  ", Empty),
+            (".", EmptyLabel),
+            ("localhost", SingleLabel),
+            ("localhost.", SingleLabel),
+            ("exa mple.com", Character(' ')),
+            ("*.example.com", Character('*')),
+            ("bücher.de", NonAscii),
+            ("a..b", EmptyLabel),
+            (".example.com", EmptyLabel),
+            ("example.com..", EmptyLabel),
+            ("-a.example", Hyphen("-a".into())),
+            ("192.0.2.1", NumericTopLabel),
+            (&too_long, TooLong(254)),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(normalize_domain(input), Err(expected), "{input:?}");
+        }
+        let input = format!("{long_label}.com");
+        assert_eq!(normalize_domain(&input), Err(LabelTooLong(long_label)));
+    }
+
+    #[test]
+    fn checks_label_names() {
+        for good in ["team", "_x", "Customer_1", "a"] {
+            assert!(check_label_name(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "1a",
+            "team-name",
+            "é",
+            "__meta",
+            "domain",
+            "job",
+            "instance",
+        ] {
+            assert!(check_label_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn parses_dns_servers() {
+        let ok = |s: &str| parse_dns_server(s).map(|a| a.to_string());
+        assert_eq!(ok("127.0.0.1").as_deref(), Some("127.0.0.1:53"));
+        assert_eq!(ok("127.0.0.1:5353").as_deref(), Some("127.0.0.1:5353"));
+        assert_eq!(ok("::1").as_deref(), Some("[::1]:53"));
+        assert_eq!(ok("[::1]").as_deref(), Some("[::1]:53"));
+        assert_eq!(ok("[::1]:54").as_deref(), Some("[::1]:54"));
+        for bad in ["dns.example", "127.0.0.1:0", "127.0.0.1:99999", "", "1.2.3"] {
+            assert_eq!(ok(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn checks_host_names() {
+        for good in ["localhost", "probe.example.net", "probe.example.net."] {
+            assert!(check_host_name(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "probe example",
+            "a_b.example",
+            "192.0.2.1",
+            "-a.example",
+            "a..b",
+        ] {
+            assert!(check_host_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    /// Every key the parser accepts is documented, with backquotes, in docs/configuration.md.
+    #[test]
+    fn every_key_is_documented() {
+        let docs = include_str!("../docs/configuration.md");
+        for keys in [
+            TOP_KEYS,
+            GLOBAL_KEYS,
+            DNS_KEYS,
+            TIMEOUT_KEYS,
+            PORT_KEYS,
+            LIMIT_KEYS,
+            DOMAIN_KEYS,
+            EXPECT_KEYS,
+        ] {
+            for key in keys {
+                assert!(
+                    docs.contains(&format!("`{key}`")),
+                    "{key} is not documented"
+                );
+            }
+        }
+    }
+}
