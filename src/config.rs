@@ -596,7 +596,7 @@ impl Reader<'_> {
                 "a mapping (global, labels, domains, domain_files)",
             ));
         }
-        let top = self.mapping(root, "top level", Some(TOP_KEYS), "")?;
+        let top = self.mapping(root, "", Some(TOP_KEYS))?;
         let find = |name: &str| top.iter().find(|e| e.name == name).map(|e| e.value);
 
         let global = match find("global") {
@@ -660,7 +660,7 @@ impl Reader<'_> {
 
     fn global(&self, node: &Node) -> Result<Global, ConfigError> {
         let mut g = Global::default();
-        for entry in self.mapping(node, "global", Some(GLOBAL_KEYS), "global")? {
+        for entry in self.mapping(node, "global", Some(GLOBAL_KEYS))? {
             let key = format!("global.{}", entry.name);
             let value = entry.value;
             match entry.name {
@@ -672,7 +672,7 @@ impl Reader<'_> {
                 "mx_cache_ttl" => g.mx_cache_ttl = self.duration(value, &key, &ANY_DURATION)?,
                 "cert_warning" => g.cert_warning = self.duration(value, &key, &CERT_WARNING)?,
                 "dns" => {
-                    for e in self.mapping(value, &key, Some(DNS_KEYS), "global.dns")? {
+                    for e in self.mapping(value, &key, Some(DNS_KEYS))? {
                         let key = format!("global.dns.{}", e.name);
                         match e.name {
                             "server" => g.dns_server = Some(self.dns_server(e.value, &key)?),
@@ -682,7 +682,7 @@ impl Reader<'_> {
                     }
                 }
                 "timeouts" => {
-                    for e in self.mapping(value, &key, Some(TIMEOUT_KEYS), "global.timeouts")? {
+                    for e in self.mapping(value, &key, Some(TIMEOUT_KEYS))? {
                         let key = format!("global.timeouts.{}", e.name);
                         let timeout = self.duration(e.value, &key, &TIMEOUT)?;
                         match e.name {
@@ -693,7 +693,7 @@ impl Reader<'_> {
                     }
                 }
                 "ports" => {
-                    for e in self.mapping(value, &key, Some(PORT_KEYS), "global.ports")? {
+                    for e in self.mapping(value, &key, Some(PORT_KEYS))? {
                         let key = format!("global.ports.{}", e.name);
                         let port = self.integer(e.value, &key, 1, u16::MAX.into())?;
                         // In range 1..=65535 by the check above.
@@ -710,7 +710,7 @@ impl Reader<'_> {
                 "ca_file" => g.ca_file = Some(self.ca_file(value, &key)?),
                 "state_file" => g.state_file = Some(self.state_file(value, &key)?),
                 _ => {
-                    for e in self.mapping(value, &key, Some(LIMIT_KEYS), "global.limits")? {
+                    for e in self.mapping(value, &key, Some(LIMIT_KEYS))? {
                         let key = format!("global.limits.{}", e.name);
                         match e.name {
                             "max_mx_per_domain" => {
@@ -776,7 +776,7 @@ impl Reader<'_> {
         let mut interval = global.interval;
         let mut labels = None;
         let mut expect = None;
-        for entry in self.mapping(node, &path, Some(DOMAIN_KEYS), &path)? {
+        for entry in self.mapping(node, &path, Some(DOMAIN_KEYS))? {
             let key = format!("{path}.{}", entry.name);
             match entry.name {
                 "name" => name = Some(self.domain_name(entry.value, || key.clone())?),
@@ -810,7 +810,7 @@ impl Reader<'_> {
             mx: None,
             min_max_age: None,
         };
-        for entry in self.mapping(node, path, Some(EXPECT_KEYS), path)? {
+        for entry in self.mapping(node, path, Some(EXPECT_KEYS))? {
             let key = format!("{path}.{}", entry.name);
             match entry.name {
                 "mode" => {
@@ -877,7 +877,7 @@ impl Reader<'_> {
         defaults: &BTreeMap<String, String>,
     ) -> Result<BTreeMap<String, String>, ConfigError> {
         let mut labels = defaults.clone();
-        for entry in self.mapping(node, path, None, path)? {
+        for entry in self.mapping(node, path, None)? {
             if let Err(problem) = check_label_name(entry.name) {
                 return Err(self.invalid(
                     entry.key,
@@ -1025,20 +1025,21 @@ impl Reader<'_> {
 
     // --- typed values -------------------------------------------------------------------------
 
-    /// The string-keyed entries of a mapping, checked for unknown (when `allowed` is given) and
-    /// duplicate keys. A null node is an empty mapping; entries with a null value are left out,
-    /// so `key:` with nothing after it means the default.
+    /// The string-keyed entries of the mapping at `path` (empty at the top level), checked for
+    /// unknown keys (when `allowed` is given) and duplicate keys. A null node is an empty
+    /// mapping; entries with a null value are left out, so `key:` with nothing after it means
+    /// the default. Callers match on the names in `allowed`; a `_` arm there stands for the last
+    /// allowed name.
     fn mapping<'n>(
         &self,
         node: &'n Node,
-        key: &str,
+        path: &str,
         allowed: Option<&'static [&'static str]>,
-        section: &str,
     ) -> Result<Vec<Entry<'n>>, ConfigError> {
         let pairs = match &node.value {
             Value::Null => return Ok(Vec::new()),
             Value::Map(pairs) => pairs,
-            _ => return Err(self.wrong_type(node, key.to_string(), "a mapping")),
+            _ => return Err(self.wrong_type(node, path.to_string(), "a mapping")),
         };
         let mut entries: Vec<Entry<'n>> = Vec::with_capacity(pairs.len());
         let mut first_lines: Vec<(&str, u32)> = Vec::with_capacity(pairs.len());
@@ -1053,7 +1054,7 @@ impl Reader<'_> {
                     };
                     return Err(ConfigError::UnknownKey {
                         at: self.position(k),
-                        section: section.to_string(),
+                        section: path.to_string(),
                         key: shown,
                         allowed: allowed.unwrap_or(&[]),
                     });
@@ -1062,7 +1063,7 @@ impl Reader<'_> {
             if let Some((_, first_line)) = first_lines.iter().find(|(n, _)| *n == name.as_str()) {
                 return Err(ConfigError::DuplicateKey {
                     at: self.position(k),
-                    section: section.to_string(),
+                    section: path.to_string(),
                     key: name.clone(),
                     first_line: *first_line,
                 });
@@ -1253,7 +1254,7 @@ enum FileError {
 }
 
 /// Appends the domains of one domain file: one per line, `#` starts a comment, blank lines are
-/// ignored. Allocates one `String` per domain (its name) and nothing per line otherwise.
+/// ignored, a leading byte order mark is skipped. Allocates one `String` per domain (its name) and nothing per line otherwise.
 fn read_domain_file(
     path: &Path,
     file_index: usize,
@@ -1262,8 +1263,10 @@ fn read_domain_file(
     out: &mut Vec<(DomainConfig, Origin)>,
 ) -> Result<(), FileError> {
     let bytes = fs::read(path).map_err(FileError::Io)?;
-    out.reserve(bytes.len() / 16);
-    for (index, line) in bytes.split(|&b| b == b'\n').enumerate() {
+    // Editors on Windows may start the file with a UTF-8 byte order mark.
+    let text = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
+    out.reserve(text.len() / 16);
+    for (index, line) in text.split(|&b| b == b'\n').enumerate() {
         let line = match line.iter().position(|&b| b == b'#') {
             Some(comment) => &line[..comment],
             None => line,

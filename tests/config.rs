@@ -261,6 +261,19 @@ fn absolute_paths_are_kept() {
 }
 
 #[test]
+fn domain_file_with_byte_order_mark_and_crlf_loads() {
+    let dir = TempDir::new("bom");
+    fs::write(
+        dir.0.join("list.txt"),
+        "\u{FEFF}bom.example\r\nSecond.Example.\r\n",
+    )
+    .unwrap();
+    let config = parse("domain_files: [list.txt]\n", &dir.0.join("config.yml")).unwrap();
+    let names: Vec<&str> = config.domains.iter().map(|d| d.name.as_str()).collect();
+    assert_eq!(names, ["bom.example", "second.example"]);
+}
+
+#[test]
 fn yaml_anchors_and_merge_keys_work() {
     let text = "\
 domains:
