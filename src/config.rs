@@ -5,7 +5,7 @@
 //! `docs/configuration.md` describes the format; each rule here has a bad file in
 //! `tests/config/` and a test asserting its message.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::fs;
 use std::io;
@@ -205,8 +205,8 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 }
 
 /// Validates `text` as if read from `source`: errors name `source`, and relative paths
-/// (`domain_files`, `ca_file`, `state_file`) are resolved against its directory, which is
-/// read from disk.
+/// (`domain_files`, `ca_file`, `state_file`) are resolved against its directory. The files those
+/// keys name are read and checked on disk.
 pub fn parse(text: &str, source: &Path) -> Result<Config, ConfigError> {
     let reader = Reader {
         text,
@@ -218,7 +218,8 @@ pub fn parse(text: &str, source: &Path) -> Result<Config, ConfigError> {
 }
 
 /// Why a configuration was refused. `Display` is one line naming the file, the line (and column
-/// when known), the key path, the bad value and what is allowed.
+/// when known), the key path, the bad value and what is allowed. OS errors are part of that line
+/// rather than a `source()`, so error-chain printers do not repeat them.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The configuration file itself could not be read.
@@ -358,30 +359,25 @@ pub fn normalize_domain(input: &str) -> Result<String, DomainNameError> {
         return Err(DomainNameError::NonAscii);
     }
     let name = trimmed.strip_suffix('.').unwrap_or(trimmed);
-    let mut out = String::with_capacity(name.len());
     let mut labels = 0;
     for label in name.split('.') {
         check_label(label, true)?;
-        if labels > 0 {
-            out.push('.');
-        }
-        out.extend(label.bytes().map(|b| char::from(b.to_ascii_lowercase())));
         labels += 1;
     }
-    if out.len() > MAX_NAME_LEN {
-        return Err(DomainNameError::TooLong(out.len()));
+    if name.len() > MAX_NAME_LEN {
+        return Err(DomainNameError::TooLong(name.len()));
     }
     if labels < 2 {
         return Err(DomainNameError::SingleLabel);
     }
-    if out
+    if name
         .rsplit('.')
         .next()
         .is_some_and(|top| top.bytes().all(|b| b.is_ascii_digit()))
     {
         return Err(DomainNameError::NumericTopLabel);
     }
-    Ok(out)
+    Ok(name.to_ascii_lowercase())
 }
 
 /// Label names the exporter sets itself, or that Prometheus sets at scrape time.
@@ -1309,25 +1305,26 @@ fn read_domain_file(
     Ok(())
 }
 
-/// Keeps the first occurrence of each name, and says where each repeat was. Sorts indices
-/// rather than hashing, so no name is copied.
+/// Keeps the first occurrence of each name, and says where each repeat was. The index borrows
+/// the names, so none is copied.
 fn deduplicate(
     entries: Vec<(DomainConfig, Origin)>,
     files: &[PathBuf],
 ) -> (Vec<DomainConfig>, Vec<String>) {
-    let mut order: Vec<usize> = (0..entries.len()).collect();
-    order.sort_unstable_by(|&a, &b| entries[a].0.name.cmp(&entries[b].0.name).then(a.cmp(&b)));
+    let mut first_seen: HashMap<&str, usize> = HashMap::with_capacity(entries.len());
+    // (repeat, first), in the order the repeats were written
     let mut repeats: Vec<(usize, usize)> = Vec::new();
-    let mut keep = vec![true; entries.len()];
-    for group in order.chunk_by(|&a, &b| entries[a].0.name == entries[b].0.name) {
-        if let Some((&first, rest)) = group.split_first() {
-            for &repeat in rest {
-                keep[repeat] = false;
-                repeats.push((repeat, first));
-            }
+    for (index, (domain, _)) in entries.iter().enumerate() {
+        let first = *first_seen.entry(domain.name.as_str()).or_insert(index);
+        if first != index {
+            repeats.push((index, first));
         }
     }
-    repeats.sort_unstable();
+    drop(first_seen);
+    let mut keep = vec![true; entries.len()];
+    for &(repeat, _) in &repeats {
+        keep[repeat] = false;
+    }
     let place = |origin: Origin| {
         Position {
             file: files.get(origin.file).cloned().unwrap_or_default(),
@@ -1370,11 +1367,12 @@ fn check_label(label: &str, underscore: bool) -> Result<(), DomainNameError> {
     if label.is_empty() {
         return Err(DomainNameError::EmptyLabel);
     }
-    if let Some(c) = label
-        .chars()
-        .find(|&c| !(c.is_ascii_alphanumeric() || c == '-' || (underscore && c == '_')))
+    if let Some(b) = label
+        .bytes()
+        .find(|&b| !(b.is_ascii_alphanumeric() || b == b'-' || (underscore && b == b'_')))
     {
-        return Err(DomainNameError::Character(c));
+        // Callers reject non-ASCII first, so `b` is a whole character.
+        return Err(DomainNameError::Character(char::from(b)));
     }
     if label.len() > MAX_LABEL_LEN {
         return Err(DomainNameError::LabelTooLong(label.to_string()));

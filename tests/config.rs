@@ -349,6 +349,20 @@ fn errors_are_matchable() {
     assert_eq!((key.as_str(), section.as_str()), ("intervall", "global"));
 }
 
+#[test]
+fn every_bad_fixture_has_a_test() {
+    let this_file = include_str!("config.rs");
+    for entry in fs::read_dir(FIXTURES).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        if name.starts_with("bad-") {
+            assert!(
+                this_file.contains(&format!("\"{name}\" =>")),
+                "{name} has no test"
+            );
+        }
+    }
+}
+
 // --- one bad file per rule ----------------------------------------------------------------
 
 macro_rules! refused {
