@@ -5,7 +5,7 @@
 //! `docs/configuration.md` describes the format; each rule here has a bad file in
 //! `tests/config/` and a test asserting its message.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::fs;
 use std::io;
@@ -205,8 +205,8 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 }
 
 /// Validates `text` as if read from `source`: errors name `source`, and relative paths
-/// (`domain_files`, `ca_file`, `state_file`) are resolved against its directory, which is
-/// read from disk.
+/// (`domain_files`, `ca_file`, `state_file`) are resolved against its directory. The files those
+/// keys name are read and checked on disk.
 pub fn parse(text: &str, source: &Path) -> Result<Config, ConfigError> {
     let reader = Reader {
         text,
@@ -218,7 +218,8 @@ pub fn parse(text: &str, source: &Path) -> Result<Config, ConfigError> {
 }
 
 /// Why a configuration was refused. `Display` is one line naming the file, the line (and column
-/// when known), the key path, the bad value and what is allowed.
+/// when known), the key path, the bad value and what is allowed. OS errors are part of that line
+/// rather than a `source()`, so error-chain printers do not repeat them.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The configuration file itself could not be read.
@@ -358,30 +359,25 @@ pub fn normalize_domain(input: &str) -> Result<String, DomainNameError> {
         return Err(DomainNameError::NonAscii);
     }
     let name = trimmed.strip_suffix('.').unwrap_or(trimmed);
-    let mut out = String::with_capacity(name.len());
     let mut labels = 0;
     for label in name.split('.') {
         check_label(label, true)?;
-        if labels > 0 {
-            out.push('.');
-        }
-        out.extend(label.bytes().map(|b| char::from(b.to_ascii_lowercase())));
         labels += 1;
     }
-    if out.len() > MAX_NAME_LEN {
-        return Err(DomainNameError::TooLong(out.len()));
+    if name.len() > MAX_NAME_LEN {
+        return Err(DomainNameError::TooLong(name.len()));
     }
     if labels < 2 {
         return Err(DomainNameError::SingleLabel);
     }
-    if out
+    if name
         .rsplit('.')
         .next()
         .is_some_and(|top| top.bytes().all(|b| b.is_ascii_digit()))
     {
         return Err(DomainNameError::NumericTopLabel);
     }
-    Ok(out)
+    Ok(name.to_ascii_lowercase())
 }
 
 /// Label names the exporter sets itself, or that Prometheus sets at scrape time.
@@ -596,7 +592,7 @@ impl Reader<'_> {
                 "a mapping (global, labels, domains, domain_files)",
             ));
         }
-        let top = self.mapping(root, "top level", Some(TOP_KEYS), "")?;
+        let top = self.mapping(root, "", Some(TOP_KEYS))?;
         let find = |name: &str| top.iter().find(|e| e.name == name).map(|e| e.value);
 
         let global = match find("global") {
@@ -660,7 +656,7 @@ impl Reader<'_> {
 
     fn global(&self, node: &Node) -> Result<Global, ConfigError> {
         let mut g = Global::default();
-        for entry in self.mapping(node, "global", Some(GLOBAL_KEYS), "global")? {
+        for entry in self.mapping(node, "global", Some(GLOBAL_KEYS))? {
             let key = format!("global.{}", entry.name);
             let value = entry.value;
             match entry.name {
@@ -672,7 +668,7 @@ impl Reader<'_> {
                 "mx_cache_ttl" => g.mx_cache_ttl = self.duration(value, &key, &ANY_DURATION)?,
                 "cert_warning" => g.cert_warning = self.duration(value, &key, &CERT_WARNING)?,
                 "dns" => {
-                    for e in self.mapping(value, &key, Some(DNS_KEYS), "global.dns")? {
+                    for e in self.mapping(value, &key, Some(DNS_KEYS))? {
                         let key = format!("global.dns.{}", e.name);
                         match e.name {
                             "server" => g.dns_server = Some(self.dns_server(e.value, &key)?),
@@ -682,7 +678,7 @@ impl Reader<'_> {
                     }
                 }
                 "timeouts" => {
-                    for e in self.mapping(value, &key, Some(TIMEOUT_KEYS), "global.timeouts")? {
+                    for e in self.mapping(value, &key, Some(TIMEOUT_KEYS))? {
                         let key = format!("global.timeouts.{}", e.name);
                         let timeout = self.duration(e.value, &key, &TIMEOUT)?;
                         match e.name {
@@ -693,7 +689,7 @@ impl Reader<'_> {
                     }
                 }
                 "ports" => {
-                    for e in self.mapping(value, &key, Some(PORT_KEYS), "global.ports")? {
+                    for e in self.mapping(value, &key, Some(PORT_KEYS))? {
                         let key = format!("global.ports.{}", e.name);
                         let port = self.integer(e.value, &key, 1, u16::MAX.into())?;
                         // In range 1..=65535 by the check above.
@@ -710,7 +706,7 @@ impl Reader<'_> {
                 "ca_file" => g.ca_file = Some(self.ca_file(value, &key)?),
                 "state_file" => g.state_file = Some(self.state_file(value, &key)?),
                 _ => {
-                    for e in self.mapping(value, &key, Some(LIMIT_KEYS), "global.limits")? {
+                    for e in self.mapping(value, &key, Some(LIMIT_KEYS))? {
                         let key = format!("global.limits.{}", e.name);
                         match e.name {
                             "max_mx_per_domain" => {
@@ -776,7 +772,7 @@ impl Reader<'_> {
         let mut interval = global.interval;
         let mut labels = None;
         let mut expect = None;
-        for entry in self.mapping(node, &path, Some(DOMAIN_KEYS), &path)? {
+        for entry in self.mapping(node, &path, Some(DOMAIN_KEYS))? {
             let key = format!("{path}.{}", entry.name);
             match entry.name {
                 "name" => name = Some(self.domain_name(entry.value, || key.clone())?),
@@ -810,7 +806,7 @@ impl Reader<'_> {
             mx: None,
             min_max_age: None,
         };
-        for entry in self.mapping(node, path, Some(EXPECT_KEYS), path)? {
+        for entry in self.mapping(node, path, Some(EXPECT_KEYS))? {
             let key = format!("{path}.{}", entry.name);
             match entry.name {
                 "mode" => {
@@ -877,7 +873,7 @@ impl Reader<'_> {
         defaults: &BTreeMap<String, String>,
     ) -> Result<BTreeMap<String, String>, ConfigError> {
         let mut labels = defaults.clone();
-        for entry in self.mapping(node, path, None, path)? {
+        for entry in self.mapping(node, path, None)? {
             if let Err(problem) = check_label_name(entry.name) {
                 return Err(self.invalid(
                     entry.key,
@@ -1025,20 +1021,21 @@ impl Reader<'_> {
 
     // --- typed values -------------------------------------------------------------------------
 
-    /// The string-keyed entries of a mapping, checked for unknown (when `allowed` is given) and
-    /// duplicate keys. A null node is an empty mapping; entries with a null value are left out,
-    /// so `key:` with nothing after it means the default.
+    /// The string-keyed entries of the mapping at `path` (empty at the top level), checked for
+    /// unknown keys (when `allowed` is given) and duplicate keys. A null node is an empty
+    /// mapping; entries with a null value are left out, so `key:` with nothing after it means
+    /// the default. Callers match on the names in `allowed`; a `_` arm there stands for the last
+    /// allowed name.
     fn mapping<'n>(
         &self,
         node: &'n Node,
-        key: &str,
+        path: &str,
         allowed: Option<&'static [&'static str]>,
-        section: &str,
     ) -> Result<Vec<Entry<'n>>, ConfigError> {
         let pairs = match &node.value {
             Value::Null => return Ok(Vec::new()),
             Value::Map(pairs) => pairs,
-            _ => return Err(self.wrong_type(node, key.to_string(), "a mapping")),
+            _ => return Err(self.wrong_type(node, path.to_string(), "a mapping")),
         };
         let mut entries: Vec<Entry<'n>> = Vec::with_capacity(pairs.len());
         let mut first_lines: Vec<(&str, u32)> = Vec::with_capacity(pairs.len());
@@ -1053,7 +1050,7 @@ impl Reader<'_> {
                     };
                     return Err(ConfigError::UnknownKey {
                         at: self.position(k),
-                        section: section.to_string(),
+                        section: path.to_string(),
                         key: shown,
                         allowed: allowed.unwrap_or(&[]),
                     });
@@ -1062,7 +1059,7 @@ impl Reader<'_> {
             if let Some((_, first_line)) = first_lines.iter().find(|(n, _)| *n == name.as_str()) {
                 return Err(ConfigError::DuplicateKey {
                     at: self.position(k),
-                    section: section.to_string(),
+                    section: path.to_string(),
                     key: name.clone(),
                     first_line: *first_line,
                 });
@@ -1253,7 +1250,7 @@ enum FileError {
 }
 
 /// Appends the domains of one domain file: one per line, `#` starts a comment, blank lines are
-/// ignored. Allocates one `String` per domain (its name) and nothing per line otherwise.
+/// ignored, a leading byte order mark is skipped. Allocates one `String` per domain (its name) and nothing per line otherwise.
 fn read_domain_file(
     path: &Path,
     file_index: usize,
@@ -1262,8 +1259,10 @@ fn read_domain_file(
     out: &mut Vec<(DomainConfig, Origin)>,
 ) -> Result<(), FileError> {
     let bytes = fs::read(path).map_err(FileError::Io)?;
-    out.reserve(bytes.len() / 16);
-    for (index, line) in bytes.split(|&b| b == b'\n').enumerate() {
+    // Editors on Windows may start the file with a UTF-8 byte order mark.
+    let text = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
+    out.reserve(text.len() / 16);
+    for (index, line) in text.split(|&b| b == b'\n').enumerate() {
         let line = match line.iter().position(|&b| b == b'#') {
             Some(comment) => &line[..comment],
             None => line,
@@ -1306,25 +1305,26 @@ fn read_domain_file(
     Ok(())
 }
 
-/// Keeps the first occurrence of each name, and says where each repeat was. Sorts indices
-/// rather than hashing, so no name is copied.
+/// Keeps the first occurrence of each name, and says where each repeat was. The index borrows
+/// the names, so none is copied.
 fn deduplicate(
     entries: Vec<(DomainConfig, Origin)>,
     files: &[PathBuf],
 ) -> (Vec<DomainConfig>, Vec<String>) {
-    let mut order: Vec<usize> = (0..entries.len()).collect();
-    order.sort_unstable_by(|&a, &b| entries[a].0.name.cmp(&entries[b].0.name).then(a.cmp(&b)));
+    let mut first_seen: HashMap<&str, usize> = HashMap::with_capacity(entries.len());
+    // (repeat, first), in the order the repeats were written
     let mut repeats: Vec<(usize, usize)> = Vec::new();
-    let mut keep = vec![true; entries.len()];
-    for group in order.chunk_by(|&a, &b| entries[a].0.name == entries[b].0.name) {
-        if let Some((&first, rest)) = group.split_first() {
-            for &repeat in rest {
-                keep[repeat] = false;
-                repeats.push((repeat, first));
-            }
+    for (index, (domain, _)) in entries.iter().enumerate() {
+        let first = *first_seen.entry(domain.name.as_str()).or_insert(index);
+        if first != index {
+            repeats.push((index, first));
         }
     }
-    repeats.sort_unstable();
+    drop(first_seen);
+    let mut keep = vec![true; entries.len()];
+    for &(repeat, _) in &repeats {
+        keep[repeat] = false;
+    }
     let place = |origin: Origin| {
         Position {
             file: files.get(origin.file).cloned().unwrap_or_default(),
@@ -1367,11 +1367,12 @@ fn check_label(label: &str, underscore: bool) -> Result<(), DomainNameError> {
     if label.is_empty() {
         return Err(DomainNameError::EmptyLabel);
     }
-    if let Some(c) = label
-        .chars()
-        .find(|&c| !(c.is_ascii_alphanumeric() || c == '-' || (underscore && c == '_')))
+    if let Some(b) = label
+        .bytes()
+        .find(|&b| !(b.is_ascii_alphanumeric() || b == b'-' || (underscore && b == b'_')))
     {
-        return Err(DomainNameError::Character(c));
+        // Callers reject non-ASCII first, so `b` is a whole character.
+        return Err(DomainNameError::Character(char::from(b)));
     }
     if label.len() > MAX_LABEL_LEN {
         return Err(DomainNameError::LabelTooLong(label.to_string()));

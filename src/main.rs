@@ -303,14 +303,15 @@ async fn run_serve(args: ServeArgs) -> ExitCode {
         }
     };
     let reload = service.reload.clone();
-    signals.wait(|| {
-        let reload = reload.clone();
-        async move {
-            tracing::info!(msg = "SIGHUP: reloading the configuration");
-            let _ = reload().await;
-        }
-    })
-    .await;
+    signals
+        .wait(|| {
+            let reload = reload.clone();
+            async move {
+                tracing::info!(msg = "SIGHUP: reloading the configuration");
+                let _ = reload().await;
+            }
+        })
+        .await;
     service.shutdown().await;
     tracing::info!(msg = "stopped");
     ExitCode::SUCCESS

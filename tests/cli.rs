@@ -13,12 +13,22 @@ use support::smtp::SmtpBehaviour;
 
 async fn lab() -> Lab {
     let builder = Lab::builder();
-    let expired = builder.ca.leaf(&["mx1.broken.test"], Validity::ExpiredDaysAgo(3));
+    let expired = builder
+        .ca
+        .leaf(&["mx1.broken.test"], Validity::ExpiredDaysAgo(3));
     builder
         .healthy("example.test")
         .record("broken.test", "v=STSv1; id=42;")
-        .policy("broken.test", Reply::policy(&enforce_policy(&["mx1.broken.test"])))
-        .mx("broken.test", 10, "mx1.broken.test", Some(SmtpBehaviour::serving(&expired)))
+        .policy(
+            "broken.test",
+            Reply::policy(&enforce_policy(&["mx1.broken.test"])),
+        )
+        .mx(
+            "broken.test",
+            10,
+            "mx1.broken.test",
+            Some(SmtpBehaviour::serving(&expired)),
+        )
         .good_mx("broken.test", 20, "mx2.broken.test")
         .start()
         .await
@@ -83,7 +93,9 @@ fn mask_dates(text: &str) -> String {
 }
 
 fn golden(name: &str, actual: &str) {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(name);
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name);
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
         std::fs::write(&path, actual).unwrap();
     }
@@ -109,8 +121,16 @@ async fn human_report_matches_golden_files() {
     let lab = lab().await;
     let dir = TempDir::new("cli-golden");
     let out = check(&lab, &dir, &["example.test"]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-    golden("check-healthy.txt", &mask_dates(&String::from_utf8_lossy(&out.stdout)));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    golden(
+        "check-healthy.txt",
+        &mask_dates(&String::from_utf8_lossy(&out.stdout)),
+    );
 
     let out = check(&lab, &dir, &["broken.test"]);
     assert_eq!(out.status.code(), Some(1), "a critical finding exits 1");
@@ -124,7 +144,11 @@ async fn human_report_matches_golden_files() {
 async fn json_carries_the_documented_codes() {
     let lab = lab().await;
     let dir = TempDir::new("cli-json");
-    let out = check(&lab, &dir, &["--format", "json", "example.test", "broken.test"]);
+    let out = check(
+        &lab,
+        &dir,
+        &["--format", "json", "example.test", "broken.test"],
+    );
     assert_eq!(out.status.code(), Some(1));
     let reports: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let reports = reports.as_array().unwrap();
@@ -141,15 +165,24 @@ async fn json_carries_the_documented_codes() {
         .map(|f| f["code"].as_str().unwrap())
         .collect();
     codes.sort_unstable();
-    assert_eq!(codes, vec!["mx_cert_expired", "mx_not_covered", "tlsrpt_missing"]);
+    assert_eq!(
+        codes,
+        vec!["mx_cert_expired", "mx_not_covered", "tlsrpt_missing"]
+    );
     // the per-address detail is in the JSON, expired certificate included
     let probe = &broken["mx"]["hosts"][0]["probes"][0];
     assert_eq!(probe["outcome"]["kind"], "ok");
     assert_eq!(probe["tls"]["verdict"]["time_valid"], false);
-    assert!(probe["tls"]["leaf"]["not_after"].as_i64().unwrap() < mta_sts_exporter::check::unix_now());
-    let documented = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/findings.md")).unwrap();
+    assert!(
+        probe["tls"]["leaf"]["not_after"].as_i64().unwrap() < mta_sts_exporter::check::unix_now()
+    );
+    let documented =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/findings.md")).unwrap();
     for code in codes {
-        assert!(documented.contains(&format!("## `{code}`")), "{code} not documented");
+        assert!(
+            documented.contains(&format!("## `{code}`")),
+            "{code} not documented"
+        );
     }
 }
 
@@ -164,7 +197,12 @@ fn usage_errors_exit_2() {
         vec!["check", "--ca-file", "/nonexistent/ca.pem", "example.com"],
     ] {
         let out = Command::new(exe).args(&args).output().unwrap();
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert!(!out.stderr.is_empty());
     }
 }
