@@ -425,6 +425,19 @@ impl Checker {
                 .with_host(&name),
             );
         }
+        if permitted.len() > settings.max_addresses_per_mx {
+            findings.push(
+                Finding::new(
+                    Code::MxTooMany,
+                    format!(
+                        "the MX host {name} has {} addresses; only the first {} are probed",
+                        permitted.len(),
+                        settings.max_addresses_per_mx
+                    ),
+                )
+                .with_host(&name),
+            );
+        }
         permitted.truncate(settings.max_addresses_per_mx);
         if permitted.is_empty() {
             return (host, findings);
