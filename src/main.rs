@@ -164,15 +164,7 @@ impl ProbeArgs {
     }
 
     fn trust(&self) -> Result<TrustStore, String> {
-        match &self.ca_file {
-            None => TrustStore::new(None),
-            Some(path) => {
-                let pem = std::fs::read(path)
-                    .map_err(|e| format!("cannot read --ca-file {}: {e}", path.display()))?;
-                TrustStore::new(Some(&pem))
-                    .map_err(|e| format!("--ca-file {}: {e}", path.display()))
-            }
-        }
+        TrustStore::with_ca_file(self.ca_file.as_deref()).map_err(|e| format!("--ca-file: {e}"))
     }
 }
 

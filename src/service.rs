@@ -89,14 +89,7 @@ pub fn check_settings(config: &Config) -> CheckSettings {
 
 /// The trust store the configuration asks for (Mozilla roots plus `ca_file`).
 pub fn trust_store(config: &Config) -> Result<TrustStore, String> {
-    match &config.global.ca_file {
-        None => TrustStore::new(None),
-        Some(path) => {
-            let pem = std::fs::read(path)
-                .map_err(|e| format!("cannot read ca_file {}: {e}", path.display()))?;
-            TrustStore::new(Some(&pem)).map_err(|e| format!("ca_file {}: {e}", path.display()))
-        }
-    }
+    TrustStore::with_ca_file(config.global.ca_file.as_deref())
 }
 
 fn build(config: &Config, cache: &Arc<ProbeCache>, shard: Shard) -> Result<Built, String> {

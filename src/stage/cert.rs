@@ -203,6 +203,19 @@ impl TrustStore {
         Ok(TrustStore::from_roots(roots))
     }
 
+    /// Mozilla's roots plus the certificates of the PEM file `ca_file`, if given. The error
+    /// names the file.
+    pub fn with_ca_file(ca_file: Option<&std::path::Path>) -> Result<TrustStore, String> {
+        match ca_file {
+            None => TrustStore::new(None),
+            Some(path) => {
+                let pem = std::fs::read(path)
+                    .map_err(|e| format!("cannot read CA file {}: {e}", path.display()))?;
+                TrustStore::new(Some(&pem)).map_err(|e| format!("CA file {}: {e}", path.display()))
+            }
+        }
+    }
+
     /// Only the PEM certificates in `pem` (private PKI, tests).
     pub fn only(pem: &[u8]) -> Result<TrustStore, String> {
         let mut roots = RootCertStore::empty();
