@@ -28,6 +28,8 @@ fn config_yaml(lab: &Lab, dir: &TempDir, domains: &[&str]) -> String {
             yaml.push_str(
                 "  - name: good.test\n    labels: { team: mail }\n    expect: { mode: enforce }\n",
             );
+        } else if *d == "uncovered.test" {
+            yaml.push_str("  - name: uncovered.test\n    expect: { mode: testing }\n");
         } else {
             yaml.push_str(&format!("  - {d}\n"));
         }
@@ -249,6 +251,8 @@ async fn serves_metrics_api_and_reloads() {
         Some(0.0)
     );
     assert_eq!(sample(&m, "mta_sts_finding{domain=\"uncovered.test\",code=\"mx_not_covered\",severity=\"critical\"}"), Some(1.0));
+    // an operator expectation that does not hold
+    assert_eq!(sample(&m, "mta_sts_finding{domain=\"uncovered.test\",code=\"expectation_mode_mismatch\",severity=\"warning\"}"), Some(1.0));
     // expired MX certificate: its expiry is still exported
     let expired_at = sample(
         &m,
@@ -286,6 +290,21 @@ async fn serves_metrics_api_and_reloads() {
             m.lines()
                 .any(|l| l.starts_with(&name) && !l.starts_with('#')),
             "{name} is documented but not produced"
+        );
+    }
+
+    // ... and every produced family is documented
+    let documented = documented_metrics();
+    for line in m.lines().filter(|l| l.starts_with("# HELP ")) {
+        let name = line.split_whitespace().nth(2).unwrap();
+        let sample = if m.contains(&format!("# TYPE {name} counter")) {
+            format!("{name}_total")
+        } else {
+            name.to_string()
+        };
+        assert!(
+            documented.contains(&sample) || documented.contains(&name.to_string()),
+            "{name} is produced but not documented in docs/metrics.md"
         );
     }
 

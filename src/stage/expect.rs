@@ -79,3 +79,78 @@ fn join(items: &[&String]) -> String {
         .collect::<Vec<_>>()
         .join(", ")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::PolicyStatus;
+    use crate::stage::policy::Policy;
+
+    fn report(mode: Mode, mx: &[&str], max_age: u32) -> DomainReport {
+        let mut r = DomainReport::skeleton("example.test");
+        r.policy.status = PolicyStatus::Valid;
+        r.policy.policy = Some(Policy {
+            version: "STSv1".into(),
+            mode,
+            max_age,
+            mx: mx.iter().map(|s| s.to_string()).collect(),
+            extensions: vec![],
+        });
+        r
+    }
+
+    fn codes(findings: &[Finding]) -> Vec<&'static str> {
+        findings.iter().map(|f| f.code.as_str()).collect()
+    }
+
+    #[test]
+    fn matching_expectations_are_silent() {
+        let expect = Expectations {
+            mode: Some(Mode::Enforce),
+            mx: Some(vec!["*.Example.test.".into(), "mx1.example.test".into()]),
+            min_max_age: Some(86_400),
+        };
+        let r = report(
+            Mode::Enforce,
+            &["mx1.example.test", "*.example.test"],
+            604_800,
+        );
+        assert!(check_expectations(&r, &expect).is_empty());
+    }
+
+    #[test]
+    fn each_deviation_is_a_finding_naming_the_values() {
+        let expect = Expectations {
+            mode: Some(Mode::Enforce),
+            mx: Some(vec!["*.example.test".into()]),
+            min_max_age: Some(604_800),
+        };
+        let r = report(Mode::Testing, &["mx1.example.test"], 86_400);
+        let findings = check_expectations(&r, &expect);
+        assert_eq!(
+            codes(&findings),
+            vec![
+                "expectation_mode_mismatch",
+                "expectation_mx_mismatch",
+                "expectation_max_age_low"
+            ]
+        );
+        assert!(findings[0].message.contains("testing") && findings[0].message.contains("enforce"));
+        assert!(findings[1].message.contains("missing [*.example.test]"));
+        assert!(findings[1]
+            .message
+            .contains("unexpected [mx1.example.test]"));
+        assert!(findings[2].message.contains("86400") && findings[2].message.contains("604800"));
+    }
+
+    #[test]
+    fn nothing_to_compare_without_a_valid_policy() {
+        let expect = Expectations {
+            mode: Some(Mode::Enforce),
+            ..Expectations::default()
+        };
+        let r = DomainReport::skeleton("example.test");
+        assert!(check_expectations(&r, &expect).is_empty());
+        assert!(Expectations::default().is_empty());
+    }
+}
