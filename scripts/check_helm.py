@@ -208,7 +208,7 @@ def values_table(values_text: str) -> str:
         default = json.dumps(value, separators=(", ", ": "))
         if len(default) > 60:
             default = default[:57] + "..."
-        cell = lambda s: (s or "").replace("|", "\\|")  # noqa: E731
+        cell = lambda s: (s or "").replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")  # noqa: E731
         rows.append(f"| `{path}` | {kind} | `{cell(default)}` | {cell(description)} |")
     return "\n".join(rows) + "\n"
 
@@ -593,7 +593,8 @@ def check_promtool(rendered: dict[str, list[dict[str, Any]]], promtool: str, wor
     path = workdir / "rules.yml"
     path.write_text(yaml.safe_dump(rule["spec"], sort_keys=False))
     result = run([promtool, "check", "rules", str(path)])
-    _assert(result.returncode == 0, f"promtool check rules: {result.stdout}{result.stderr}".strip())
+    output = " | ".join(line.strip() for line in (result.stdout + result.stderr).splitlines() if line.strip())
+    _assert(result.returncode == 0, f"promtool check rules: {output}")
     return result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
 
 
