@@ -28,10 +28,11 @@ echo "== python virtualenv: $venv"
 if [[ ! -x "$venv/bin/python" ]]; then
     python3 -m venv "$venv" || die "cannot create a virtualenv with python3 -m venv (Debian: apt-get install python3-venv)"
 fi
-if ! "$venv/bin/python" -c 'import helm_python, kubernetes_validate' 2>/dev/null; then
-    "$venv/bin/pip" install --quiet --disable-pip-version-check helm-python-sdk kubernetes-validate \
-        || die "pip could not install helm-python-sdk and kubernetes-validate"
-fi
+# Versions the checks were written against; pip does nothing (and needs no network) when
+# they are already installed.
+"$venv/bin/pip" install --quiet --disable-pip-version-check \
+    'helm-python-sdk>=0.2.2,<0.3' 'kubernetes-validate>=1.37,<2' \
+    || die "pip could not install helm-python-sdk and kubernetes-validate (PyPI needed once)"
 py="$venv/bin/python"
 
 if [[ "${1:-}" == "--write-readme" ]]; then
