@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import hashlib
 import json
 import os
 import re
@@ -410,10 +409,10 @@ def exporter_config(rendered: dict[str, list[dict[str, Any]]]) -> str:
     raise AssertionError("no ConfigMap with config.yml")
 
 
-def check_promises(rendered: dict[str, list[dict[str, Any]]], values: dict[str, Any]) -> None:
+def check_promises(rendered: dict[str, list[dict[str, Any]]], merged: dict[str, Any]) -> None:
     """What the chart promises, whatever the values: hardened pods, the probes, the shard
-    flags, the state volume where state_file points, one scrape Service, ..."""
-    merged = values
+    flags, the state volume where state_file points, one scrape Service, ...; `merged` is the
+    chart's defaults coalesced with the user's values."""
     workload = workload_of(rendered)
     pod = workload["spec"]["template"]["spec"]
     container = next(c for c in pod["containers"] if c["name"] == "mta-sts-exporter")
@@ -510,6 +509,17 @@ def check_promises(rendered: dict[str, list[dict[str, Any]]], values: dict[str, 
     web_args = [a for a in args if a.startswith("--web.config.file=")]
     _assert(bool(web_args) == bool(web["enabled"]), f"--web.config.file is {web_args} with "
             f"webConfig.enabled={web['enabled']}")
+    if web["enabled"] and not web["existingSecret"]:
+        # Files the chart-made web config names must be in a mounted volume.
+        tls = (web["config"] or {}).get("tls_server_config") or {}
+        # The chart-made Secret's mount holds the web config file and nothing else.
+        only_config = {m["mountPath"] for m in mounts.values() if m["name"] == "web-config"}
+        for key in ("cert_file", "key_file", "client_ca_file"):
+            if tls.get(key):
+                _assert(any(tls[key].startswith(path.rstrip("/") + "/") for path in mounts
+                            if path not in only_config),
+                        f"webConfig.config.tls_server_config.{key} {tls[key]} is in no mounted "
+                        "volume that can hold it (webConfig.tlsSecretName, extraVolumeMounts)")
     if web["enabled"] and web["tls"]:
         _assert(live["httpGet"]["scheme"] == "HTTPS" and ready["httpGet"]["scheme"] == "HTTPS",
                 "probes are not HTTPS with webConfig.tls")
@@ -877,7 +887,7 @@ PLACEHOLDER_DASHBOARD = {
 
 
 def copy_repo_subset(source: Path, target: Path) -> None:
-    """The files the checks read: the chart (without asset copies), and nothing else."""
+    """The chart, without its asset copies (the self-test makes its own assets)."""
     shutil.copytree(source / CHART, target / CHART, ignore=shutil.ignore_patterns("alerts", "dashboards"))
 
 

@@ -79,6 +79,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "mta-sts-exporter.configFile" -}}{{ include "mta-sts-exporter.configDir" . }}/config.yml{{- end }}
 {{- define "mta-sts-exporter.domainsDir" -}}/etc/mta-sts-exporter/domains{{- end }}
 {{- define "mta-sts-exporter.webConfigDir" -}}/etc/mta-sts-exporter/web{{- end }}
+{{- define "mta-sts-exporter.webTlsDir" -}}/etc/mta-sts-exporter/web-tls{{- end }}
 
 {{/* The Secret holding the exporter-toolkit web config. */}}
 {{- define "mta-sts-exporter.webConfigSecretName" -}}
@@ -268,6 +269,11 @@ spec:
         - name: web-config
           mountPath: {{ include "mta-sts-exporter.webConfigDir" . }}
           readOnly: true
+        {{- if .Values.webConfig.tlsSecretName }}
+        - name: web-tls
+          mountPath: {{ include "mta-sts-exporter.webTlsDir" . }}
+          readOnly: true
+        {{- end }}
         {{- end }}
         - name: state
           mountPath: {{ .Values.persistence.mountPath }}
@@ -287,6 +293,11 @@ spec:
     - name: web-config
       secret:
         secretName: {{ include "mta-sts-exporter.webConfigSecretName" . }}
+    {{- if .Values.webConfig.tlsSecretName }}
+    - name: web-tls
+      secret:
+        secretName: {{ .Values.webConfig.tlsSecretName }}
+    {{- end }}
     {{- end }}
     {{- if not .Values.persistence.enabled }}
     - name: state
