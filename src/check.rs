@@ -444,7 +444,7 @@ impl Checker {
         }
         let probes = join_all(permitted.iter().map(|ip| self.probe_address(&name, *ip))).await;
         findings.extend(probe_findings(&name, &probes, settings.cert_warning_days));
-        let starttls = probes.iter().all(SmtpProbe::starttls_ok);
+        let starttls = probes.iter().all(|p| p.starttls_ok());
         let cert_valid = probes.iter().all(|p| {
             p.tls
                 .as_ref()
@@ -459,12 +459,12 @@ impl Checker {
 }
 
 impl Checker {
-    async fn probe_address(&self, host: &str, address: IpAddr) -> SmtpProbe {
+    async fn probe_address(&self, host: &str, address: IpAddr) -> Arc<SmtpProbe> {
         let inner = &self.inner;
         let probe = || probe_mx(&inner.tls, host, address, &inner.settings.smtp);
         match &inner.cache {
             Some(cache) => cache.probe(host, address, probe).await,
-            None => probe().await,
+            None => Arc::new(probe().await),
         }
     }
 }
@@ -815,7 +815,7 @@ pub fn cert_findings(
 
 /// Transport and certificate findings for every probed address of one MX host. A finding that
 /// holds on every address is reported once for the host; one that differs names the address.
-fn probe_findings(host: &str, probes: &[SmtpProbe], warning_days: i64) -> Vec<Finding> {
+fn probe_findings(host: &str, probes: &[Arc<SmtpProbe>], warning_days: i64) -> Vec<Finding> {
     let mut per_address: Vec<Vec<Finding>> = Vec::with_capacity(probes.len());
     for probe in probes {
         let mut list = probe.findings();

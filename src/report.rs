@@ -186,8 +186,8 @@ pub struct MxHostReport {
     pub covered_by: Option<String>,
     pub covered: bool,
     pub addresses: Vec<IpAddr>,
-    /// One SMTP STARTTLS probe per address.
-    pub probes: Vec<SmtpProbe>,
+    /// One SMTP STARTTLS probe per address (shared with other domains using the same MX).
+    pub probes: Vec<std::sync::Arc<SmtpProbe>>,
     /// STARTTLS and the handshake succeed on every probed address (None: not probed).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub starttls: Option<bool>,

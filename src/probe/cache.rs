@@ -27,7 +27,7 @@ pub struct ProbeCache {
 #[derive(Debug, Clone)]
 struct Slot {
     created: Instant,
-    cell: Arc<OnceCell<SmtpProbe>>,
+    cell: Arc<OnceCell<Arc<SmtpProbe>>>,
 }
 
 /// Hit and miss counts since start.
@@ -52,8 +52,9 @@ impl ProbeCache {
     }
 
     /// The probe result for (`host`, `address`): a fresh cached one, the one in flight, or a
-    /// new one made by `probe` once a per-address permit is free.
-    pub async fn probe<F, Fut>(&self, host: &str, address: IpAddr, probe: F) -> SmtpProbe
+    /// new one made by `probe` once a per-address permit is free. Shared, not copied: every
+    /// domain's report points at the same result.
+    pub async fn probe<F, Fut>(&self, host: &str, address: IpAddr, probe: F) -> Arc<SmtpProbe>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = SmtpProbe>,
@@ -64,13 +65,13 @@ impl ProbeCache {
             .get_or_init(|| async move {
                 // A closed semaphore cannot happen (we never close it); probe anyway if it did.
                 let _permit = limit.acquire_owned().await.ok();
-                probe().await
+                Arc::new(probe().await)
             })
             .await;
         result.clone()
     }
 
-    fn slot(&self, host: &str, address: IpAddr) -> Arc<OnceCell<SmtpProbe>> {
+    fn slot(&self, host: &str, address: IpAddr) -> Arc<OnceCell<Arc<SmtpProbe>>> {
         let now = Instant::now();
         let mut slots = lock(&self.slots);
         let key = (host.to_string(), address);
