@@ -4,6 +4,7 @@
 #   - promtool test rules    tests/alerts/*.yml    (unit tests of every alert)
 #   - amtool check-config    deploy/alertmanager/alertmanager.yml
 #   - amtool config routes test: which receiver representative alerts reach
+#   - promtool check rules on the PromQL of dashboards/*.json and docs/runbook.md (needs jq)
 # Exits 0 when everything passes, 1 when a check fails, 2 when promtool or amtool is missing.
 # The cargo test `tests/assets.rs` checks the rest (metric names, runbook anchors, dashboards).
 set -uo pipefail
@@ -71,6 +72,36 @@ route web-shop-pager alertname=MtaStsMxCertificateExpiry severity=critical domai
 route web-shop-ticket alertname=MtaStsPolicyUnavailable severity=warning domain=shop.example team=web-shop
 route null alertname=MtaStsTestingNotReady severity=info domain=shop.example team=web-shop
 route ticket alertname=SomethingElse severity=unknown
+
+# PromQL outside the rule files (dashboard targets, runbook examples) must parse too: wrap each
+# query in a recording rule and let promtool check it. Needs jq (and awk); skipped without jq.
+if command -v jq >/dev/null 2>&1; then
+    tmp=$(mktemp -d)
+    trap 'rm -rf "$tmp"' EXIT
+    {
+        echo "groups:"
+        echo "  - name: queries-outside-rule-files"
+        echo "    rules:"
+        for dashboard in dashboards/*.json; do
+            jq -c '[.panels[] | (., (.panels // [])[]) | (.targets // [])[] | .expr // empty][]
+                   | gsub("\\$__rate_interval"; "5m") | gsub("\\$job"; ".*")
+                   | gsub("\\$domain"; "example.com")' "$dashboard"
+        done
+        awk '/^[[:space:]]*```promql/ { inside = 1; query = ""; next }
+             inside && /^[[:space:]]*```/ { inside = 0; print query; next }
+             inside && !/^[[:space:]]*#/ { query = query " " $0 }' docs/runbook.md |
+            jq -R -c .
+    } | awk 'NR <= 3 { print; next } { printf "      - record: query_%d\n        expr: %s\n", NR, $0 }' \
+        >"$tmp/queries.yml"
+    echo "== promtool check rules <PromQL of dashboards/*.json and docs/runbook.md>"
+    if ! promtool check rules "$tmp/queries.yml"; then
+        echo "FAILED: a dashboard or runbook query does not parse (see $tmp/queries.yml)" >&2
+        trap - EXIT
+        failed=1
+    fi
+else
+    echo "== skipped: PromQL of dashboards and runbook (install jq to check it)"
+fi
 
 if ((failed)); then
     echo "check-alerts: FAILED" >&2
