@@ -370,6 +370,22 @@ fn alertmanager_example_routes_and_inhibits_as_documented() {
 }
 
 #[test]
+fn runbook_route_example_matches_the_alertmanager_example() {
+    let runbook = read("docs/runbook.md");
+    let example = fenced_blocks(&runbook, "yaml")
+        .into_iter()
+        .find(|block| block.starts_with("route:"))
+        .expect("docs/runbook.md has a ```yaml block starting with route:");
+    let example: Value = serde_saphyr::from_str(&example).expect("runbook route example parses");
+    let config = yaml(&root().join("deploy/alertmanager/alertmanager.yml"));
+    assert!(
+        is_subset(&example["route"], &config["route"]),
+        "the runbook's route example is not part of deploy/alertmanager/alertmanager.yml:\n{:#}",
+        example["route"]
+    );
+}
+
+#[test]
 fn metric_name_scanner_reads_promql() {
     let expr = r#"sum by (le) (rate(mta_sts_exporter_check_duration_seconds_bucket{job=~"mta_sts_not_a_metric"}[5m]))
         / on (mx) group_right () mta_sts_mx_covered and x_mta_sts_other # mta_sts_comment"#;
@@ -393,6 +409,21 @@ fn metric_name_scanner_reads_promql() {
         Some("5m".into())
     );
     assert_eq!(bad_rate_window("increase(y[$__rate_interval])"), None);
+}
+
+/// `a` is contained in `b`: every key of an object with a contained value, the items of an
+/// array contained, in order, in items of `b`'s array, scalars equal.
+fn is_subset(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Object(a), Value::Object(b)) => a
+            .iter()
+            .all(|(k, v)| b.get(k).is_some_and(|w| is_subset(v, w))),
+        (Value::Array(a), Value::Array(b)) => {
+            let mut rest = b.iter();
+            a.iter().all(|v| rest.any(|w| is_subset(v, w)))
+        }
+        _ => a == b,
+    }
 }
 
 // ------------------------------------------------------------------------------------------
