@@ -12,6 +12,18 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n== %s\n' "$*"; }
 
+# Tools for the alert, Alertmanager and end-to-end checks (Debian packages).
+missing=()
+for pair in promtool:prometheus amtool:prometheus-alertmanager prometheus-alertmanager:prometheus-alertmanager jq:jq; do
+  command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
+done
+if [ "${#missing[@]}" -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  step "installing ${missing[*]}"
+  apt-get update -qq >/dev/null 2>&1 || true
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    $(printf '%s\n' "${missing[@]}" | sort -u) >/dev/null
+fi
+
 step "cargo test"
 cargo test --locked
 
