@@ -81,7 +81,7 @@ fn runbook_promql_uses_only_documented_metrics() {
 #[test]
 fn finding_codes_in_queries_are_documented() {
     let findings = read("docs/findings.md");
-    let mut known: BTreeSet<String> = findings
+    let known: BTreeSet<String> = findings
         .lines()
         .filter_map(|l| l.strip_prefix("## `")?.strip_suffix('`'))
         .map(str::to_string)

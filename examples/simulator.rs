@@ -1,0 +1,70 @@
+//! The fleet simulator as a program: fake DNS, HTTPS policy hosts and SMTP MX hosts on loopback
+//! for N generated domains, and the config the exporter needs to check them.
+//!
+//! ```sh
+//! cargo run --release --example simulator -- --domains 200 --dir /tmp/fleet
+//! cargo run --release -- --config.file /tmp/fleet/config.yml     # in another terminal
+//! ```
+
+#[path = "../tests/support/mod.rs"]
+#[allow(dead_code)]
+mod support;
+
+use std::path::PathBuf;
+
+use support::fleet::{Fleet, FleetSpec};
+
+fn usage() -> ! {
+    eprintln!("usage: simulator [--domains N] [--dir DIR] [--broken-every K] [--extra-domains M]");
+    std::process::exit(2);
+}
+
+#[tokio::main]
+async fn main() {
+    let mut spec = FleetSpec {
+        domains: 200,
+        ..FleetSpec::default()
+    };
+    let mut dir = std::env::temp_dir().join("mta-sts-fleet");
+    let mut extra = 0usize;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = || args.next().unwrap_or_else(|| usage());
+        match arg.as_str() {
+            "--domains" => spec.domains = value().parse().unwrap_or_else(|_| usage()),
+            "--broken-every" => spec.broken_every = value().parse().unwrap_or_else(|_| usage()),
+            "--extra-domains" => extra = value().parse().unwrap_or_else(|_| usage()),
+            "--dir" => dir = PathBuf::from(value()),
+            _ => usage(),
+        }
+    }
+    let started = std::time::Instant::now();
+    let fleet = Fleet::start(&spec).await;
+    // Names that do not exist (answered NXDOMAIN), to configure a bigger fleet cheaply.
+    let extra: Vec<String> = (0..extra).map(|i| format!("x{i:07}.absent.test")).collect();
+    if let Err(e) = fleet.write_config(&dir, &extra) {
+        eprintln!("error: cannot write into {}: {e}", dir.display());
+        std::process::exit(1);
+    }
+    let _ = std::fs::write(dir.join("ready"), b"");
+    eprintln!(
+        "simulator: {} domains ({} SMTP servers on port {}, DNS on {}, HTTPS on {}) started in {:.1}s",
+        fleet.domains.len(),
+        fleet.smtp.len(),
+        fleet.smtp_port,
+        fleet.dns.addr,
+        fleet.https.addr,
+        started.elapsed().as_secs_f64()
+    );
+    eprintln!("now run:\n  cargo run --release -- --config.file {}/config.yml\nand open http://localhost:9861/", dir.display());
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .unwrap_or_else(|e| {
+            eprintln!("error: {e}");
+            std::process::exit(1)
+        });
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    let _ = std::fs::remove_file(dir.join("ready"));
+}

@@ -1,0 +1,436 @@
+//! The fleet simulator: fake DNS, HTTPS policy hosts and SMTP STARTTLS MX hosts on loopback for
+//! N generated domains, with a deterministic mix of healthy and broken ones and realistic MX
+//! sharing (most domains on a few provider MX hosts, the rest on their own MX). Used by the
+//! benchmark, the end-to-end tests and the `simulator` example.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::Path;
+
+use super::certs::{TestCa, Validity};
+use super::dns::FakeDns;
+use super::https::{PolicyServer, Reply};
+use super::smtp::{FakeSmtp, SmtpBehaviour};
+
+/// What to generate.
+#[derive(Clone, Debug)]
+pub struct FleetSpec {
+    pub domains: usize,
+    /// Every `broken_every`-th domain is broken (cycling through [`Scenario::BROKEN`]); 0: none.
+    pub broken_every: usize,
+    /// Share of healthy domains whose MX is one of the provider MX hosts.
+    pub shared_fraction: f64,
+    pub providers: usize,
+}
+
+impl Default for FleetSpec {
+    fn default() -> FleetSpec {
+        FleetSpec {
+            domains: 50,
+            broken_every: 3,
+            shared_fraction: 0.7,
+            providers: 5,
+        }
+    }
+}
+
+/// One kind of domain, healthy or broken in one way, with the finding it must produce.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Scenario {
+    Healthy,
+    NoRecord,
+    TwoRecords,
+    BadId,
+    DiscardedRecord,
+    RecordServfail,
+    PolicyNotFound,
+    PolicyRedirect,
+    PolicyContentType,
+    PolicyTooLarge,
+    PolicyBadMaxAge,
+    PolicyNoMx,
+    PolicyBom,
+    PolicyTesting,
+    PolicyCertExpired,
+    PolicyCertWrongHost,
+    PolicyHostMissing,
+    MxNotCovered,
+    MxCertExpiring5Days,
+    MxCertExpired,
+    MxCertWrongHost,
+    MxCertUntrusted,
+    MxNoStarttls,
+    MxStarttlsRefused,
+    MxGreeting421,
+    MxRefused,
+    MxNoAddress,
+    NullMx,
+    TlsRptMissing,
+    TlsRptInvalid,
+}
+
+impl Scenario {
+    /// The broken scenarios, in the order they are handed out.
+    pub const BROKEN: &'static [Scenario] = &[
+        Scenario::MxCertExpiring5Days,
+        Scenario::MxNotCovered,
+        Scenario::MxCertExpired,
+        Scenario::NoRecord,
+        Scenario::TwoRecords,
+        Scenario::BadId,
+        Scenario::DiscardedRecord,
+        Scenario::RecordServfail,
+        Scenario::PolicyNotFound,
+        Scenario::PolicyRedirect,
+        Scenario::PolicyContentType,
+        Scenario::PolicyTooLarge,
+        Scenario::PolicyBadMaxAge,
+        Scenario::PolicyNoMx,
+        Scenario::PolicyBom,
+        Scenario::PolicyTesting,
+        Scenario::PolicyCertExpired,
+        Scenario::PolicyCertWrongHost,
+        Scenario::PolicyHostMissing,
+        Scenario::MxCertWrongHost,
+        Scenario::MxCertUntrusted,
+        Scenario::MxNoStarttls,
+        Scenario::MxStarttlsRefused,
+        Scenario::MxGreeting421,
+        Scenario::MxRefused,
+        Scenario::MxNoAddress,
+        Scenario::NullMx,
+        Scenario::TlsRptMissing,
+        Scenario::TlsRptInvalid,
+    ];
+
+    /// snake_case name (for scenarios.json and test messages).
+    pub fn name(self) -> String {
+        let debug = format!("{self:?}");
+        let mut out = String::new();
+        for (i, c) in debug.chars().enumerate() {
+            if c.is_ascii_uppercase() {
+                if i > 0 {
+                    out.push('_');
+                }
+                out.push(c.to_ascii_lowercase());
+            } else {
+                out.push(c);
+            }
+        }
+        out.replace("5_days", "_5_days")
+    }
+
+    /// The finding code this scenario must produce (None: no finding at all).
+    pub fn expected_code(self) -> Option<&'static str> {
+        Some(match self {
+            Scenario::Healthy => return None,
+            Scenario::NoRecord => "sts_record_missing",
+            Scenario::TwoRecords => "sts_record_multiple",
+            Scenario::BadId => "sts_record_invalid",
+            Scenario::DiscardedRecord => "sts_record_discarded",
+            Scenario::RecordServfail => "sts_record_lookup_failed",
+            Scenario::PolicyNotFound => "policy_http_status",
+            Scenario::PolicyRedirect => "policy_redirect",
+            Scenario::PolicyContentType => "policy_content_type",
+            Scenario::PolicyTooLarge => "policy_too_large",
+            Scenario::PolicyBadMaxAge => "policy_max_age_invalid",
+            Scenario::PolicyNoMx => "policy_mx_missing",
+            Scenario::PolicyBom => "policy_bom",
+            Scenario::PolicyTesting => "policy_mode_testing",
+            Scenario::PolicyCertExpired => "policy_cert_expired",
+            Scenario::PolicyCertWrongHost => "policy_cert_name_mismatch",
+            Scenario::PolicyHostMissing => "policy_host_unresolvable",
+            Scenario::MxNotCovered => "mx_not_covered",
+            Scenario::MxCertExpiring5Days => "mx_cert_expiring",
+            Scenario::MxCertExpired => "mx_cert_expired",
+            Scenario::MxCertWrongHost => "mx_cert_name_mismatch",
+            Scenario::MxCertUntrusted => "mx_cert_untrusted",
+            Scenario::MxNoStarttls => "starttls_not_offered",
+            Scenario::MxStarttlsRefused => "starttls_refused",
+            Scenario::MxGreeting421 => "smtp_greeting_rejected",
+            Scenario::MxRefused => "mx_connect_refused",
+            Scenario::MxNoAddress => "mx_no_address",
+            Scenario::NullMx => "mx_null",
+            Scenario::TlsRptMissing => "tlsrpt_missing",
+            Scenario::TlsRptInvalid => "tlsrpt_invalid",
+        })
+    }
+
+    /// Whether the domain needs an MX of its own (its MX misbehaves).
+    fn own_mx(self) -> bool {
+        matches!(
+            self,
+            Scenario::MxNotCovered
+                | Scenario::MxCertExpiring5Days
+                | Scenario::MxCertExpired
+                | Scenario::MxCertWrongHost
+                | Scenario::MxCertUntrusted
+                | Scenario::MxNoStarttls
+                | Scenario::MxStarttlsRefused
+                | Scenario::MxGreeting421
+                | Scenario::MxRefused
+                | Scenario::MxNoAddress
+        )
+    }
+}
+
+/// One generated domain.
+#[derive(Clone, Debug)]
+pub struct SimDomain {
+    pub name: String,
+    pub scenario: Scenario,
+    /// Its (first) MX host.
+    pub mx: String,
+}
+
+/// A running simulated fleet. Everything stops when it is dropped.
+pub struct Fleet {
+    pub ca: TestCa,
+    pub dns: FakeDns,
+    pub https: PolicyServer,
+    pub smtp: Vec<FakeSmtp>,
+    pub smtp_port: u16,
+    pub domains: Vec<SimDomain>,
+    /// Addresses of the shared provider MX hosts, with their SMTP servers' index in `smtp`.
+    pub providers: Vec<(String, Ipv4Addr, usize)>,
+}
+
+fn address(block: u8, n: usize) -> Ipv4Addr {
+    // 127.<block>.x.y, skipping .0 and .255 in the last octet
+    let n = n as u32;
+    Ipv4Addr::new(127, block, (n / 250) as u8, (n % 250 + 1) as u8)
+}
+
+fn policy(mode: &str, mx: &[&str]) -> String {
+    let mut body = format!("version: STSv1\nmode: {mode}\nmax_age: 604800\n");
+    for m in mx {
+        body.push_str(&format!("mx: {m}\n"));
+    }
+    body
+}
+
+impl Fleet {
+    /// Generates and starts the fleet.
+    pub async fn start(spec: &FleetSpec) -> Fleet {
+        let ca = TestCa::new("Fleet Simulator CA");
+        let untrusted_ca = TestCa::new("Untrusted CA");
+        let mut dns = FakeDns::builder();
+        let mut https = PolicyServer::builder();
+        let mut smtp_specs: Vec<(Ipv4Addr, SmtpBehaviour)> = Vec::new();
+        let mut providers = Vec::new();
+        for p in 0..spec.providers.max(1) {
+            let host = format!("mx.provider{p}.test");
+            let ip = address(2, p);
+            let leaf = ca.leaf(&[&host], Validity::Valid);
+            dns = dns.a(&host, ip);
+            providers.push((host, ip, smtp_specs.len()));
+            smtp_specs.push((ip, SmtpBehaviour::serving(&leaf)));
+        }
+        let mut domains = Vec::with_capacity(spec.domains);
+        let mut own = 0usize;
+        let mut broken = 0usize;
+        for i in 0..spec.domains {
+            let name = format!("d{i:06}.fleet.test");
+            let scenario =
+                if spec.broken_every > 0 && i % spec.broken_every == spec.broken_every - 1 {
+                    let s = Scenario::BROKEN[broken % Scenario::BROKEN.len()];
+                    broken += 1;
+                    s
+                } else {
+                    Scenario::Healthy
+                };
+            // Healthy domains: most on a provider, deterministically.
+            let shared =
+                !scenario.own_mx() && ((i * 7919) % 1000) as f64 / 1000.0 < spec.shared_fraction;
+            let (mx, mx_ip) = if shared {
+                let (host, ip, _) = &providers[i % providers.len()];
+                (host.clone(), *ip)
+            } else {
+                own += 1;
+                (format!("mx.{name}"), address(3, own))
+            };
+            let record_name = format!("_mta-sts.{name}");
+            let policy_host = format!("mta-sts.{name}");
+            let tlsrpt_name = format!("_smtp._tls.{name}");
+
+            // DNS: record, MX, TLS-RPT
+            dns = match scenario {
+                Scenario::NoRecord => dns,
+                Scenario::TwoRecords => dns
+                    .txt(&record_name, "v=STSv1; id=1;")
+                    .txt(&record_name, "v=STSv1; id=2;"),
+                Scenario::BadId => dns.txt(&record_name, "v=STSv1; id=2026-01-01;"),
+                Scenario::DiscardedRecord => dns.txt(&record_name, "v=STSv1 ; id=1;"),
+                Scenario::RecordServfail => dns.servfail(&record_name),
+                _ => dns.txt(&record_name, "v=STSv1; id=20260101;"),
+            };
+            dns = match scenario {
+                Scenario::NullMx => dns.null_mx(&name),
+                Scenario::MxNotCovered => {
+                    let extra = format!("mx2.{name}");
+                    let extra_ip = {
+                        own += 1;
+                        address(3, own)
+                    };
+                    let leaf = ca.leaf(&[&extra], Validity::Valid);
+                    smtp_specs.push((extra_ip, SmtpBehaviour::serving(&leaf)));
+                    dns.mx(&name, 10, &mx)
+                        .mx(&name, 20, &extra)
+                        .a(&extra, extra_ip)
+                }
+                _ => dns.mx(&name, 10, &mx),
+            };
+            if !shared && scenario != Scenario::MxNoAddress && scenario != Scenario::NullMx {
+                dns = dns.a(&mx, mx_ip);
+            }
+            dns = match scenario {
+                Scenario::TlsRptMissing => dns,
+                Scenario::TlsRptInvalid => dns.txt(&tlsrpt_name, "v=TLSRPTv1; rua=ftp://x.test"),
+                _ => dns.txt(
+                    &tlsrpt_name,
+                    &format!("v=TLSRPTv1; rua=mailto:tlsrpt@{name}"),
+                ),
+            };
+
+            // The policy host
+            let body = policy("enforce", &[&mx]);
+            let reply = match scenario {
+                Scenario::PolicyNotFound => Some(Reply::Status(404)),
+                Scenario::PolicyRedirect => Some(Reply::Redirect(format!("https://www.{name}/"))),
+                Scenario::PolicyContentType => Some(Reply::with_content_type(&body, "text/html")),
+                Scenario::PolicyTooLarge => Some(Reply::Body {
+                    status: 200,
+                    content_type: "text/plain".into(),
+                    bytes: vec![b'#'; 100 * 1024],
+                }),
+                Scenario::PolicyBadMaxAge => Some(Reply::policy(&body.replace("604800", "1w"))),
+                Scenario::PolicyNoMx => Some(Reply::policy(&policy("enforce", &[]))),
+                Scenario::PolicyBom => Some(Reply::policy(&format!("\u{feff}{body}"))),
+                Scenario::PolicyTesting => Some(Reply::policy(&policy("testing", &[&mx]))),
+                Scenario::PolicyHostMissing | Scenario::NoRecord => None,
+                _ => Some(Reply::policy(&body)),
+            };
+            if let Some(reply) = reply {
+                let leaf = match scenario {
+                    Scenario::PolicyCertExpired => {
+                        ca.leaf(&[&policy_host], Validity::ExpiredDaysAgo(2))
+                    }
+                    Scenario::PolicyCertWrongHost => {
+                        ca.leaf(&[&format!("www.{name}")], Validity::Valid)
+                    }
+                    _ => ca.leaf(&[&policy_host], Validity::Valid),
+                };
+                https = https.host(&policy_host, &leaf, reply);
+                dns = dns.a(&policy_host, Ipv4Addr::LOCALHOST);
+            }
+
+            // Its own MX
+            if !shared && !matches!(scenario, Scenario::MxNoAddress | Scenario::NullMx) {
+                let behaviour = match scenario {
+                    Scenario::MxCertExpiring5Days => Some(SmtpBehaviour::serving(
+                        &ca.leaf(&[&mx], Validity::ExpiresInDays(5)),
+                    )),
+                    Scenario::MxCertExpired => Some(SmtpBehaviour::serving(
+                        &ca.leaf(&[&mx], Validity::ExpiredDaysAgo(3)),
+                    )),
+                    Scenario::MxCertWrongHost => Some(SmtpBehaviour::serving(
+                        &ca.leaf(&["other.fleet.test"], Validity::Valid),
+                    )),
+                    Scenario::MxCertUntrusted => Some(SmtpBehaviour::serving(
+                        &untrusted_ca
+                            .leaf(&[&mx], Validity::Valid)
+                            .with_chain(&[&untrusted_ca]),
+                    )),
+                    Scenario::MxNoStarttls => Some(SmtpBehaviour::no_starttls()),
+                    Scenario::MxStarttlsRefused => Some(SmtpBehaviour {
+                        starttls_reply: "454 TLS not available".into(),
+                        ..SmtpBehaviour::serving(&ca.leaf(&[&mx], Validity::Valid))
+                    }),
+                    Scenario::MxGreeting421 => Some(SmtpBehaviour {
+                        greeting: super::smtp::Greeting::Lines(vec!["421 busy, try later".into()]),
+                        ..SmtpBehaviour::default()
+                    }),
+                    Scenario::MxRefused => None,
+                    _ => Some(SmtpBehaviour::serving(&ca.leaf(&[&mx], Validity::Valid))),
+                };
+                if let Some(b) = behaviour {
+                    smtp_specs.push((mx_ip, b));
+                }
+            }
+            domains.push(SimDomain { name, scenario, mx });
+        }
+
+        let dns = dns.start().await;
+        let https = https.start().await;
+        let mut smtp = Vec::with_capacity(smtp_specs.len());
+        let mut port = 0u16;
+        for (ip, behaviour) in smtp_specs {
+            let server = FakeSmtp::start_on(SocketAddr::new(IpAddr::V4(ip), port), behaviour).await;
+            port = server.addr.port();
+            smtp.push(server);
+        }
+        Fleet {
+            ca,
+            dns,
+            https,
+            smtp,
+            smtp_port: port,
+            domains,
+            providers,
+        }
+    }
+
+    /// The domains of each scenario.
+    pub fn by_scenario(&self) -> BTreeMap<Scenario, Vec<&SimDomain>> {
+        let mut map: BTreeMap<Scenario, Vec<&SimDomain>> = BTreeMap::new();
+        for d in &self.domains {
+            map.entry(d.scenario).or_default().push(d);
+        }
+        map
+    }
+
+    /// Writes `config.yml`, `domains.txt`, `ca.pem` and `scenarios.json` (the first domain
+    /// of each scenario, with its MX) into `dir`, plus every domain in `extra` (names that do
+    /// not exist, for configured-fleet-size benchmarks).
+    pub fn write_config(&self, dir: &Path, extra: &[String]) -> std::io::Result<()> {
+        std::fs::create_dir_all(dir)?;
+        std::fs::write(dir.join("ca.pem"), &self.ca.cert_pem)?;
+        let mut names = String::with_capacity(self.domains.len() * 20);
+        for d in &self.domains {
+            names.push_str(&d.name);
+            names.push('\n');
+        }
+        for d in extra {
+            names.push_str(d);
+            names.push('\n');
+        }
+        std::fs::write(dir.join("domains.txt"), names)?;
+        let config = format!(
+            "# Written by the fleet simulator: every server it points at runs on loopback.\n\
+             global:\n  interval: 1h\n  concurrency: 256\n  per_address_concurrency: 4\n  mx_cache_ttl: 10m\n\
+             \x20 dns: {{ server: \"{}\", timeout: 2s, attempts: 1 }}\n\
+             \x20 timeouts: {{ connect: 2s, policy_fetch: 5s, smtp: 3s }}\n\
+             \x20 ports: {{ smtp: {}, https: {} }}\n\
+             \x20 ip_families: [ipv4]\n  allow_private_targets: true\n  ca_file: ca.pem\n\
+             domain_files: [domains.txt]\n",
+            self.dns.addr,
+            self.smtp_port,
+            self.https.addr.port()
+        );
+        std::fs::write(dir.join("config.yml"), config)?;
+        let mut scenarios = serde_json::Map::new();
+        for (scenario, list) in self.by_scenario() {
+            if let Some(d) = list.first() {
+                scenarios.insert(
+                    scenario.name(),
+                    serde_json::json!({ "domain": d.name, "mx": d.mx, "expected_code": scenario.expected_code() }),
+                );
+            }
+        }
+        std::fs::write(
+            dir.join("scenarios.json"),
+            serde_json::to_vec_pretty(&serde_json::Value::Object(scenarios)).unwrap_or_default(),
+        )?;
+        Ok(())
+    }
+}
