@@ -108,12 +108,22 @@ def dashboard_queries(domain):
                     continue
                 for var, value in [
                     ("${domain}", domain), ("$domain", domain),
+                    ("${job}", "mta-sts-exporter"), ("$job", "mta-sts-exporter"),
                     ("$__rate_interval", "1m"), ("${__rate_interval}", "1m"),
                     ("$__interval", "15s"), ("${__interval}", "15s"),
                     ("$__range", "5m"), ("${__range}", "5m"),
                 ]:
                     expr = expr.replace(var, value)
                 queries.append((os.path.basename(path), panel.get("title", "?"), expr))
+        # Template variables: label_values(metric, label) must offer at least one value.
+        for var in board.get("templating", {}).get("list", []):
+            query = var.get("query")
+            if isinstance(query, dict):
+                query = query.get("query")
+            m = re.fullmatch(r"\s*label_values\((.+),\s*(\w+)\)\s*", query or "")
+            if m:
+                queries.append((os.path.basename(path), f"variable {var.get('name')}",
+                                f"group by ({m.group(2)}) ({m.group(1)})"))
     return queries
 
 

@@ -395,8 +395,18 @@ impl Fleet {
     pub fn write_config(&self, dir: &Path, extra: &[String]) -> std::io::Result<()> {
         std::fs::create_dir_all(dir)?;
         std::fs::write(dir.join("ca.pem"), &self.ca.cert_pem)?;
+        // Testing-mode domains are listed inline, expected to be enforced: an expectation
+        // finding for the dashboards and alerts to show.
+        let mut inline = String::new();
         let mut names = String::with_capacity(self.domains.len() * 20);
         for d in &self.domains {
+            if d.scenario == Scenario::PolicyTesting {
+                inline.push_str(&format!(
+                    "  - name: {}\n    labels: {{ team: mail }}\n    expect: {{ mode: enforce }}\n",
+                    d.name
+                ));
+                continue;
+            }
             names.push_str(&d.name);
             names.push('\n');
         }
@@ -417,6 +427,11 @@ impl Fleet {
             self.smtp_port,
             self.https.addr.port()
         );
+        let config = if inline.is_empty() {
+            config
+        } else {
+            format!("{config}domains:\n{inline}")
+        };
         std::fs::write(dir.join("config.yml"), config)?;
         let mut scenarios = serde_json::Map::new();
         for (scenario, list) in self.by_scenario() {
