@@ -56,6 +56,33 @@ async fn main() {
         started.elapsed().as_secs_f64()
     );
     eprintln!("now run:\n  cargo run --release -- --config.file {}/config.yml\nand open http://localhost:9861/", dir.display());
+    // Connection counts, for the benchmark: written every second.
+    let stats_path = dir.join("stats.json");
+    let fleet = std::sync::Arc::new(fleet);
+    {
+        let fleet = fleet.clone();
+        tokio::spawn(async move {
+            loop {
+                let providers: Vec<serde_json::Value> = fleet
+                    .providers
+                    .iter()
+                    .map(|(host, ip, i)| {
+                        serde_json::json!({ "mx": host, "address": ip.to_string(), "connections": fleet.smtp[*i].connections() })
+                    })
+                    .collect();
+                let smtp: usize = fleet.smtp.iter().map(|s| s.connections()).sum();
+                let stats = serde_json::json!({
+                    "smtp_connections": smtp,
+                    "https_connections": fleet.https.connections(),
+                    "https_requests": fleet.https.requests(),
+                    "dns_queries": fleet.dns.queries(),
+                    "providers": providers,
+                });
+                let _ = std::fs::write(&stats_path, stats.to_string());
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+        });
+    }
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .unwrap_or_else(|e| {
             eprintln!("error: {e}");

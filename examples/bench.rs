@@ -1,0 +1,179 @@
+//! One full pass of the exporter over the fleet simulator, with figures: wall time, domains/s,
+//! CPU per domain (the exporter process only: the simulator runs as a child process), SMTP and
+//! HTTPS connections made, peak RSS, and `/metrics` encode time and size.
+//!
+//! ```sh
+//! cargo build --release --examples
+//! target/release/examples/bench --domains 10000                       # 10k domains checked
+//! target/release/examples/bench --domains 10000 --configured 100000   # 100k configured
+//! ```
+
+#[path = "../tests/support/http.rs"]
+#[allow(dead_code)]
+mod http;
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use mta_sts_exporter::scheduler::SchedulerSettings;
+use mta_sts_exporter::service::{Service, ServiceOptions};
+
+fn cpu_seconds() -> f64 {
+    // utime + stime, fields 14 and 15 of /proc/self/stat, in clock ticks (100 per second here)
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+fn status_kib(key: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn sample(metrics: &str, prefix: &str) -> f64 {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with(prefix))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::main]
+async fn main() {
+    let mut domains = 10_000usize;
+    let mut configured = 0usize;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let value: usize = args.next().and_then(|v| v.parse().ok()).unwrap_or_else(|| {
+            eprintln!("usage: bench [--domains N] [--configured M]");
+            std::process::exit(2)
+        });
+        match arg.as_str() {
+            "--domains" => domains = value,
+            "--configured" => configured = value,
+            _ => {
+                eprintln!("usage: bench [--domains N] [--configured M]");
+                std::process::exit(2)
+            }
+        }
+    }
+    let configured = configured.max(domains);
+    let exe = std::env::current_exe().unwrap_or_default();
+    let simulator = exe.with_file_name("simulator");
+    if !simulator.exists() {
+        eprintln!("error: {} not found: cargo build --release --examples", simulator.display());
+        std::process::exit(2);
+    }
+    let dir: PathBuf = std::env::temp_dir().join(format!("mta-sts-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let sim_started = Instant::now();
+    let mut child = Command::new(&simulator)
+        .args(["--domains", &domains.to_string(), "--extra-domains", &(configured - domains).to_string(), "--dir"])
+        .arg(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| {
+            eprintln!("error: cannot start the simulator: {e}");
+            std::process::exit(1)
+        });
+    while !dir.join("ready").exists() {
+        if sim_started.elapsed() > Duration::from_secs(600) {
+            eprintln!("error: the simulator did not start");
+            let _ = child.kill();
+            std::process::exit(1);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let stats_before: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("stats.json")).unwrap_or_else(|_| "{}".into()),
+    )
+    .unwrap_or_default();
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("address");
+    let options = ServiceOptions {
+        scheduler: SchedulerSettings {
+            first_check_window: Duration::from_millis(1),
+            ..SchedulerSettings::default()
+        },
+        ..ServiceOptions::default()
+    };
+    let cpu_before = cpu_seconds();
+    let started = Instant::now();
+    let service = Service::start_with_options(dir.join("config.yml"), listener, options)
+        .await
+        .unwrap_or_else(|e| {
+            eprintln!("error: {e}");
+            std::process::exit(1)
+        });
+    while !service.store.is_ready() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let wall = started.elapsed().as_secs_f64();
+    let cpu = cpu_seconds() - cpu_before;
+    let rss_after_pass = status_kib("VmRSS:") / 1024;
+    let hwm_after_pass = status_kib("VmHWM:") / 1024;
+
+    // /metrics: a few scrapes, timed end to end (encode + loopback transfer)
+    let mut times = Vec::new();
+    let mut body = String::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        body = http::get(addr, "/metrics").await.body;
+        times.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    times.sort_by(|a, b| a.total_cmp(b));
+    // The encode alone (what the scrape spends building the text), in-process.
+    let registry = mta_sts_exporter::metrics::Exposition::new(service.store.clone(), None).registry();
+    let mut encode_ms = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        let text = mta_sts_exporter::metrics::encode(&registry, false).unwrap_or_default();
+        encode_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+        std::hint::black_box(text);
+    }
+    encode_ms.sort_by(|a, b| a.total_cmp(b));
+    tokio::time::sleep(Duration::from_millis(1500)).await; // let the simulator write its stats
+    let stats: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("stats.json")).unwrap_or_else(|_| "{}".into()),
+    )
+    .unwrap_or_default();
+    let delta = |key: &str| stats[key].as_u64().unwrap_or(0) - stats_before[key].as_u64().unwrap_or(0);
+    let provider_connections: Vec<u64> = stats["providers"]
+        .as_array()
+        .map(|a| a.iter().map(|p| p["connections"].as_u64().unwrap_or(0)).collect())
+        .unwrap_or_default();
+
+    let checks = sample(&body, "mta_sts_exporter_checks_total");
+    println!("machine:              {} cores", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0));
+    println!("domains configured:   {configured}");
+    println!("domains simulated:    {domains}");
+    println!("checks in the pass:   {checks}");
+    println!("wall time of pass:    {wall:.2} s");
+    println!("domains/s:            {:.0}", configured as f64 / wall);
+    println!("CPU (exporter only):  {cpu:.2} s = {:.3} ms per domain", cpu * 1000.0 / configured as f64);
+    println!("SMTP connections:     {} (probe cache: {} misses, {} hits)", delta("smtp_connections"),
+        sample(&body, "mta_sts_exporter_probe_cache_requests_total{result=\"miss\"}"),
+        sample(&body, "mta_sts_exporter_probe_cache_requests_total{result=\"hit\"}"));
+    println!("shared MX connections: {provider_connections:?} (one per provider address = dedup)");
+    println!("HTTPS connections:    {} ({} requests)", delta("https_connections"), delta("https_requests"));
+    println!("DNS queries:          {}", delta("dns_queries"));
+    println!("RSS after the pass:   {rss_after_pass} MiB (peak so far {hwm_after_pass} MiB)");
+    println!("peak RSS (VmHWM):     {} MiB incl. scrapes; now (VmRSS) {} MiB", status_kib("VmHWM:") / 1024, status_kib("VmRSS:") / 1024);
+    println!("/metrics:             {:.1} KiB, {} lines; scrape over HTTP min {:.1} ms, median {:.1} ms, max {:.1} ms",
+        body.len() as f64 / 1024.0, body.lines().count(), times[0], times[2], times[4]);
+    println!("/metrics encode only: min {:.1} ms, median {:.1} ms, max {:.1} ms", encode_ms[0], encode_ms[2], encode_ms[4]);
+
+    service.shutdown().await;
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}
