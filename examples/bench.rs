@@ -24,7 +24,12 @@ fn cpu_seconds() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
     let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     (ticks(11) + ticks(12)) / 100.0
 }
 
@@ -68,14 +73,23 @@ async fn main() {
     let exe = std::env::current_exe().unwrap_or_default();
     let simulator = exe.with_file_name("simulator");
     if !simulator.exists() {
-        eprintln!("error: {} not found: cargo build --release --examples", simulator.display());
+        eprintln!(
+            "error: {} not found: cargo build --release --examples",
+            simulator.display()
+        );
         std::process::exit(2);
     }
     let dir: PathBuf = std::env::temp_dir().join(format!("mta-sts-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let sim_started = Instant::now();
     let mut child = Command::new(&simulator)
-        .args(["--domains", &domains.to_string(), "--extra-domains", &(configured - domains).to_string(), "--dir"])
+        .args([
+            "--domains",
+            &domains.to_string(),
+            "--extra-domains",
+            &(configured - domains).to_string(),
+            "--dir",
+        ])
         .arg(&dir)
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
@@ -97,7 +111,9 @@ async fn main() {
     )
     .unwrap_or_default();
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("address");
     let options = ServiceOptions {
         scheduler: SchedulerSettings {
@@ -132,7 +148,8 @@ async fn main() {
     }
     times.sort_by(|a, b| a.total_cmp(b));
     // The encode alone (what the scrape spends building the text), in-process.
-    let registry = mta_sts_exporter::metrics::Exposition::new(service.store.clone(), None).registry();
+    let registry =
+        mta_sts_exporter::metrics::Exposition::new(service.store.clone(), None).registry();
     let mut encode_ms = Vec::new();
     for _ in 0..5 {
         let t = Instant::now();
@@ -146,31 +163,64 @@ async fn main() {
         &std::fs::read_to_string(dir.join("stats.json")).unwrap_or_else(|_| "{}".into()),
     )
     .unwrap_or_default();
-    let delta = |key: &str| stats[key].as_u64().unwrap_or(0) - stats_before[key].as_u64().unwrap_or(0);
+    let delta =
+        |key: &str| stats[key].as_u64().unwrap_or(0) - stats_before[key].as_u64().unwrap_or(0);
     let provider_connections: Vec<u64> = stats["providers"]
         .as_array()
-        .map(|a| a.iter().map(|p| p["connections"].as_u64().unwrap_or(0)).collect())
+        .map(|a| {
+            a.iter()
+                .map(|p| p["connections"].as_u64().unwrap_or(0))
+                .collect()
+        })
         .unwrap_or_default();
 
     let checks = sample(&body, "mta_sts_exporter_checks_total");
-    println!("machine:              {} cores", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0));
+    println!(
+        "machine:              {} cores",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0)
+    );
     println!("domains configured:   {configured}");
     println!("domains simulated:    {domains}");
     println!("checks in the pass:   {checks}");
     println!("wall time of pass:    {wall:.2} s");
     println!("domains/s:            {:.0}", configured as f64 / wall);
-    println!("CPU (exporter only):  {cpu:.2} s = {:.3} ms per domain", cpu * 1000.0 / configured as f64);
-    println!("SMTP connections:     {} (probe cache: {} misses, {} hits)", delta("smtp_connections"),
-        sample(&body, "mta_sts_exporter_probe_cache_requests_total{result=\"miss\"}"),
-        sample(&body, "mta_sts_exporter_probe_cache_requests_total{result=\"hit\"}"));
+    println!(
+        "CPU (exporter only):  {cpu:.2} s = {:.3} ms per domain",
+        cpu * 1000.0 / configured as f64
+    );
+    println!(
+        "SMTP connections:     {} (probe cache: {} misses, {} hits)",
+        delta("smtp_connections"),
+        sample(
+            &body,
+            "mta_sts_exporter_probe_cache_requests_total{result=\"miss\"}"
+        ),
+        sample(
+            &body,
+            "mta_sts_exporter_probe_cache_requests_total{result=\"hit\"}"
+        )
+    );
     println!("shared MX connections: {provider_connections:?} (one per provider address = dedup)");
-    println!("HTTPS connections:    {} ({} requests)", delta("https_connections"), delta("https_requests"));
+    println!(
+        "HTTPS connections:    {} ({} requests)",
+        delta("https_connections"),
+        delta("https_requests")
+    );
     println!("DNS queries:          {}", delta("dns_queries"));
     println!("RSS after the pass:   {rss_after_pass} MiB (peak so far {hwm_after_pass} MiB)");
-    println!("peak RSS (VmHWM):     {} MiB incl. scrapes; now (VmRSS) {} MiB", status_kib("VmHWM:") / 1024, status_kib("VmRSS:") / 1024);
+    println!(
+        "peak RSS (VmHWM):     {} MiB incl. scrapes; now (VmRSS) {} MiB",
+        status_kib("VmHWM:") / 1024,
+        status_kib("VmRSS:") / 1024
+    );
     println!("/metrics:             {:.1} KiB, {} lines; scrape over HTTP min {:.1} ms, median {:.1} ms, max {:.1} ms",
         body.len() as f64 / 1024.0, body.lines().count(), times[0], times[2], times[4]);
-    println!("/metrics encode only: min {:.1} ms, median {:.1} ms, max {:.1} ms", encode_ms[0], encode_ms[2], encode_ms[4]);
+    println!(
+        "/metrics encode only: min {:.1} ms, median {:.1} ms, max {:.1} ms",
+        encode_ms[0], encode_ms[2], encode_ms[4]
+    );
 
     service.shutdown().await;
     let _ = child.kill();

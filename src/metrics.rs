@@ -125,162 +125,216 @@ pub fn encode(registry: &Registry, openmetrics: bool) -> Result<String, fmt::Err
     Ok(out)
 }
 
-/// A gauge value per label set, for one family.
-type Series<L> = Vec<(L, f64)>;
-type L1 = [(&'static str, String); 1];
-type L2 = [(&'static str, String); 2];
-type L3 = [(&'static str, String); 3];
-
-/// MX facts, taken from the most recent report that probed the MX.
-struct MxFacts {
+/// MX facts, taken from the most recent report that probed the MX (borrowed from it).
+struct MxFacts<'a> {
     checked_at: i64,
     starttls: bool,
     outcome: &'static str,
     cert_not_after: Option<i64>,
     cert_valid: bool,
-    versions: BTreeSet<String>,
+    versions: BTreeSet<&'a str>,
+}
+
+type Entries = Vec<(String, crate::store::DomainEntry)>;
+
+/// Encodes one per-domain gauge family without copying any label: one pass over the entries.
+fn domain_gauge(
+    encoder: &mut DescriptorEncoder,
+    def: &MetricDef,
+    entries: &Entries,
+    value: impl Fn(&DomainReport) -> Option<f64>,
+) -> Result<(), fmt::Error> {
+    let help = format!("{}{CACHED}", def.help);
+    let mut family = encoder.encode_descriptor(def.name, &help, None, def.kind)?;
+    for (domain, entry) in entries {
+        let Some(report) = &entry.report else {
+            continue;
+        };
+        if let Some(v) = value(report) {
+            family
+                .encode_family(&[("domain", domain.as_str())])?
+                .encode_gauge(&v)?;
+        }
+    }
+    Ok(())
+}
+
+/// Encodes a per-domain family with a second label: `series` yields (label value, gauge).
+fn domain_gauge2<'a, I>(
+    encoder: &mut DescriptorEncoder,
+    def: &MetricDef,
+    second: &'static str,
+    entries: &'a Entries,
+    series: impl Fn(&'a DomainReport) -> I,
+) -> Result<(), fmt::Error>
+where
+    I: IntoIterator<Item = (&'a str, f64)>,
+{
+    let help = format!("{}{CACHED}", def.help);
+    let mut family = encoder.encode_descriptor(def.name, &help, None, def.kind)?;
+    for (domain, entry) in entries {
+        let Some(report) = &entry.report else {
+            continue;
+        };
+        for (label, v) in series(report) {
+            family
+                .encode_family(&[("domain", domain.as_str()), (second, label)])?
+                .encode_gauge(&v)?;
+        }
+    }
+    Ok(())
 }
 
 impl prometheus_client::collector::Collector for Exposition {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
         let entries = self.store.snapshot();
+        let e = &mut encoder;
 
-        let mut domain_info: Series<Vec<(String, String)>> = Vec::with_capacity(entries.len());
-        let mut verdict: Series<L2> = Vec::new();
-        let mut last_check: Series<L1> = Vec::new();
-        let mut record_valid: Series<L1> = Vec::new();
-        let mut policy_valid: Series<L1> = Vec::new();
-        let mut policy_mode: Series<L2> = Vec::new();
-        let mut max_age: Series<L1> = Vec::new();
-        let mut policy_not_after: Series<L1> = Vec::new();
-        let mut policy_cert_valid: Series<L1> = Vec::new();
-        let mut covered: Series<L2> = Vec::new();
-        let mut enforce_ready: Series<L1> = Vec::new();
-        let mut tlsrpt_valid: Series<L1> = Vec::new();
-        let mut findings: Series<L3> = Vec::new();
-        let mut id_stale: Series<L1> = Vec::new();
-        let mut changes: Vec<(L1, u64)> = Vec::new();
-        let mut mx_facts: BTreeMap<String, MxFacts> = BTreeMap::new();
-
-        for (domain, entry) in &entries {
-            let mut info = Vec::with_capacity(1 + entry.meta.labels.len());
-            info.push(("domain".to_string(), domain.clone()));
-            for (k, v) in &entry.meta.labels {
-                info.push((k.clone(), v.clone()));
-            }
-            domain_info.push((info, 1.0));
-            let Some(report) = &entry.report else {
-                continue;
-            };
-            let d = || [("domain", domain.clone())];
-            verdict.push((
-                [
-                    ("domain", domain.clone()),
-                    ("verdict", report.verdict.as_str().into()),
-                ],
-                1.0,
-            ));
-            last_check.push((d(), report.checked_at as f64));
-            record_valid.push((d(), bool_value(report.record.status == RecordStatus::Valid)));
-            let policy = report.policy.policy.as_ref();
-            let valid = report.policy.status == PolicyStatus::Valid && policy.is_some();
-            policy_valid.push((d(), bool_value(valid)));
-            let mode = policy.map(|p| p.mode);
-            for m in [Mode::Enforce, Mode::Testing, Mode::None] {
-                policy_mode.push((
-                    [("domain", domain.clone()), ("mode", m.as_str().into())],
-                    bool_value(mode == Some(m)),
-                ));
-            }
-            if let Some(p) = policy {
-                max_age.push((d(), f64::from(p.max_age)));
-            }
-            if let Some(tls) = report.policy.fetch.as_ref().and_then(|f| f.tls.as_ref()) {
-                if let Some(leaf) = &tls.leaf {
-                    policy_not_after.push((d(), leaf.not_after as f64));
-                }
-                if let Some(v) = &tls.verdict {
-                    policy_cert_valid.push((d(), bool_value(v.is_valid())));
-                }
-            }
-            for host in &report.mx.hosts {
-                covered.push((
-                    [("domain", domain.clone()), ("mx", host.name.clone())],
-                    bool_value(host.covered),
-                ));
-                merge_mx(&mut mx_facts, host, report);
-            }
-            enforce_ready.push((d(), bool_value(is_enforce_ready(report))));
-            tlsrpt_valid.push((d(), bool_value(report.tlsrpt.status == TlsRptStatus::Valid)));
-            if let Some(drift) = &report.drift {
-                id_stale.push((d(), bool_value(drift.stale)));
-                changes.push((d(), drift.changes));
-            }
-            let mut seen = BTreeSet::new();
-            for f in &report.findings {
-                if seen.insert((f.code, f.severity)) {
-                    findings.push((
-                        [
-                            ("domain", domain.clone()),
-                            ("code", f.code.as_str().into()),
-                            ("severity", f.severity.as_str().into()),
-                        ],
-                        1.0,
-                    ));
-                }
+        {
+            let help = format!("{}{CACHED}", DOMAIN_INFO.help);
+            let mut family =
+                e.encode_descriptor(DOMAIN_INFO.name, &help, None, DOMAIN_INFO.kind)?;
+            for (domain, entry) in &entries {
+                let mut labels: Vec<(&str, &str)> = Vec::with_capacity(1 + entry.meta.labels.len());
+                labels.push(("domain", domain.as_str()));
+                labels.extend(
+                    entry
+                        .meta
+                        .labels
+                        .iter()
+                        .map(|(k, v)| (k.as_str(), v.as_str())),
+                );
+                family.encode_family(&labels)?.encode_gauge(&1.0)?;
             }
         }
-
-        let mut mx_starttls: Series<L1> = Vec::new();
-        let mut mx_outcome: Series<L2> = Vec::new();
-        let mut mx_not_after: Series<L1> = Vec::new();
-        let mut mx_cert_valid: Series<L1> = Vec::new();
-        let mut mx_version: Series<L2> = Vec::new();
-        for (mx, facts) in &mx_facts {
-            let m = || [("mx", mx.clone())];
-            mx_starttls.push((m(), bool_value(facts.starttls)));
-            mx_outcome.push(([("mx", mx.clone()), ("outcome", facts.outcome.into())], 1.0));
-            if let Some(t) = facts.cert_not_after {
-                mx_not_after.push((m(), t as f64));
-            }
-            mx_cert_valid.push((m(), bool_value(facts.cert_valid)));
-            for v in &facts.versions {
-                mx_version.push(([("mx", mx.clone()), ("version", v.clone())], 1.0));
-            }
-        }
-
-        gauge_family(&mut encoder, &DOMAIN_INFO, &domain_info)?;
-        gauge_family(&mut encoder, &DOMAIN_VERDICT, &verdict)?;
-        gauge_family(&mut encoder, &LAST_CHECK, &last_check)?;
-        gauge_family(&mut encoder, &RECORD_VALID, &record_valid)?;
-        gauge_family(&mut encoder, &POLICY_VALID, &policy_valid)?;
-        gauge_family(&mut encoder, &POLICY_MODE, &policy_mode)?;
-        gauge_family(&mut encoder, &POLICY_MAX_AGE, &max_age)?;
-        gauge_family(&mut encoder, &POLICY_CERT_NOT_AFTER, &policy_not_after)?;
-        gauge_family(&mut encoder, &POLICY_CERT_VALID, &policy_cert_valid)?;
-        gauge_family(&mut encoder, &MX_COVERED, &covered)?;
-        gauge_family(&mut encoder, &ENFORCE_READY, &enforce_ready)?;
-        gauge_family(&mut encoder, &TLSRPT_VALID, &tlsrpt_valid)?;
-        gauge_family(&mut encoder, &POLICY_ID_STALE, &id_stale)?;
+        domain_gauge2(e, &DOMAIN_VERDICT, "verdict", &entries, |r| {
+            [(r.verdict.as_str(), 1.0)]
+        })?;
+        domain_gauge(e, &LAST_CHECK, &entries, |r| Some(r.checked_at as f64))?;
+        domain_gauge(e, &RECORD_VALID, &entries, |r| {
+            Some(bool_value(r.record.status == RecordStatus::Valid))
+        })?;
+        domain_gauge(e, &POLICY_VALID, &entries, |r| {
+            Some(bool_value(
+                r.policy.status == PolicyStatus::Valid && r.policy.policy.is_some(),
+            ))
+        })?;
+        domain_gauge2(e, &POLICY_MODE, "mode", &entries, |r| {
+            let mode = r.policy.policy.as_ref().map(|p| p.mode);
+            [Mode::Enforce, Mode::Testing, Mode::None]
+                .map(|m| (m.as_str(), bool_value(mode == Some(m))))
+        })?;
+        domain_gauge(e, &POLICY_MAX_AGE, &entries, |r| {
+            r.policy.policy.as_ref().map(|p| f64::from(p.max_age))
+        })?;
+        domain_gauge(e, &POLICY_CERT_NOT_AFTER, &entries, |r| {
+            policy_tls(r).and_then(|t| t.leaf.as_ref().map(|l| l.not_after as f64))
+        })?;
+        domain_gauge(e, &POLICY_CERT_VALID, &entries, |r| {
+            policy_tls(r).and_then(|t| t.verdict.as_ref().map(|v| bool_value(v.is_valid())))
+        })?;
+        domain_gauge2(e, &MX_COVERED, "mx", &entries, |r| {
+            r.mx.hosts
+                .iter()
+                .map(|h| (h.name.as_str(), bool_value(h.covered)))
+        })?;
+        domain_gauge(e, &ENFORCE_READY, &entries, |r| {
+            Some(bool_value(is_enforce_ready(r)))
+        })?;
+        domain_gauge(e, &TLSRPT_VALID, &entries, |r| {
+            Some(bool_value(r.tlsrpt.status == TlsRptStatus::Valid))
+        })?;
+        domain_gauge(e, &POLICY_ID_STALE, &entries, |r| {
+            r.drift.as_ref().map(|d| bool_value(d.stale))
+        })?;
         {
             let help = format!("{}{CACHED}", POLICY_CHANGES.help);
             let mut family =
-                encoder.encode_descriptor(POLICY_CHANGES.name, &help, None, POLICY_CHANGES.kind)?;
-            for (labels, value) in &changes {
+                e.encode_descriptor(POLICY_CHANGES.name, &help, None, POLICY_CHANGES.kind)?;
+            for (domain, entry) in &entries {
+                let Some(drift) = entry.report.as_ref().and_then(|r| r.drift.as_ref()) else {
+                    continue;
+                };
                 family
-                    .encode_family(labels)?
+                    .encode_family(&[("domain", domain.as_str())])?
                     .encode_counter::<prometheus_client::encoding::NoLabelSet, _, u64>(
-                        value, None,
-                    )?;
+                    &drift.changes,
+                    None,
+                )?;
             }
         }
-        gauge_family(&mut encoder, &FINDING, &findings)?;
-        gauge_family(&mut encoder, &MX_STARTTLS, &mx_starttls)?;
-        gauge_family(&mut encoder, &MX_PROBE_OUTCOME, &mx_outcome)?;
-        gauge_family(&mut encoder, &MX_CERT_NOT_AFTER, &mx_not_after)?;
-        gauge_family(&mut encoder, &MX_CERT_VALID, &mx_cert_valid)?;
-        gauge_family(&mut encoder, &MX_TLS_VERSION, &mx_version)?;
+        {
+            let help = format!("{}{CACHED}", FINDING.help);
+            let mut family = e.encode_descriptor(FINDING.name, &help, None, FINDING.kind)?;
+            for (domain, entry) in &entries {
+                let Some(report) = &entry.report else {
+                    continue;
+                };
+                let mut seen = BTreeSet::new();
+                for f in &report.findings {
+                    if seen.insert((f.code, f.severity)) {
+                        family
+                            .encode_family(&[
+                                ("domain", domain.as_str()),
+                                ("code", f.code.as_str()),
+                                ("severity", f.severity.as_str()),
+                            ])?
+                            .encode_gauge(&1.0)?;
+                    }
+                }
+            }
+        }
 
+        let mut mx_facts: BTreeMap<&str, MxFacts<'_>> = BTreeMap::new();
+        for (_, entry) in &entries {
+            if let Some(report) = &entry.report {
+                for host in &report.mx.hosts {
+                    merge_mx(&mut mx_facts, host, report);
+                }
+            }
+        }
+        let mx_family = |e: &mut DescriptorEncoder,
+                         def: &MetricDef,
+                         value: &dyn Fn(&MxFacts<'_>) -> Option<f64>|
+         -> Result<(), fmt::Error> {
+            let help = format!("{}{CACHED}", def.help);
+            let mut family = e.encode_descriptor(def.name, &help, None, def.kind)?;
+            for (mx, facts) in &mx_facts {
+                if let Some(v) = value(facts) {
+                    family.encode_family(&[("mx", *mx)])?.encode_gauge(&v)?;
+                }
+            }
+            Ok(())
+        };
+        mx_family(e, &MX_STARTTLS, &|f| Some(bool_value(f.starttls)))?;
+        {
+            let help = format!("{}{CACHED}", MX_PROBE_OUTCOME.help);
+            let mut family =
+                e.encode_descriptor(MX_PROBE_OUTCOME.name, &help, None, MX_PROBE_OUTCOME.kind)?;
+            for (mx, facts) in &mx_facts {
+                family
+                    .encode_family(&[("mx", *mx), ("outcome", facts.outcome)])?
+                    .encode_gauge(&1.0)?;
+            }
+        }
+        mx_family(e, &MX_CERT_NOT_AFTER, &|f| {
+            f.cert_not_after.map(|t| t as f64)
+        })?;
+        mx_family(e, &MX_CERT_VALID, &|f| Some(bool_value(f.cert_valid)))?;
+        {
+            let help = format!("{}{CACHED}", MX_TLS_VERSION.help);
+            let mut family =
+                e.encode_descriptor(MX_TLS_VERSION.name, &help, None, MX_TLS_VERSION.kind)?;
+            for (mx, facts) in &mx_facts {
+                for version in &facts.versions {
+                    family
+                        .encode_family(&[("mx", *mx), ("version", *version)])?
+                        .encode_gauge(&1.0)?;
+                }
+            }
+        }
+
+        let mut encoder = encoder;
         gauge_family(&mut encoder, &BUILD_INFO, &[(build_labels(), 1.0)])?;
         let no_labels: [(&str, &str); 0] = [];
         gauge_family(&mut encoder, &DOMAINS, &[(no_labels, entries.len() as f64)])?;
@@ -388,6 +442,10 @@ fn bool_value(b: bool) -> f64 {
     }
 }
 
+fn policy_tls(report: &DomainReport) -> Option<&crate::probe::tls::TlsObservation> {
+    report.policy.fetch.as_ref().and_then(|f| f.tls.as_ref())
+}
+
 /// A sender enforcing the domain's policy would deliver to every MX.
 pub fn is_enforce_ready(report: &DomainReport) -> bool {
     report.policy.status == PolicyStatus::Valid
@@ -400,11 +458,15 @@ pub fn is_enforce_ready(report: &DomainReport) -> bool {
             .all(|h| h.covered && h.deliverable != Some(false))
 }
 
-fn merge_mx(facts: &mut BTreeMap<String, MxFacts>, host: &MxHostReport, report: &DomainReport) {
+fn merge_mx<'a>(
+    facts: &mut BTreeMap<&'a str, MxFacts<'a>>,
+    host: &'a MxHostReport,
+    report: &DomainReport,
+) {
     if host.probes.is_empty() && host.starttls.is_none() {
         return;
     }
-    if let Some(existing) = facts.get(&host.name) {
+    if let Some(existing) = facts.get(host.name.as_str()) {
         if existing.checked_at >= report.checked_at {
             return;
         }
@@ -427,10 +489,10 @@ fn merge_mx(facts: &mut BTreeMap<String, MxFacts>, host: &MxHostReport, report: 
     let versions = host
         .probes
         .iter()
-        .filter_map(|p| p.tls.as_ref()?.version.clone())
+        .filter_map(|p| p.tls.as_ref()?.version.as_deref())
         .collect();
     facts.insert(
-        host.name.clone(),
+        host.name.as_str(),
         MxFacts {
             checked_at: report.checked_at,
             starttls: host.starttls == Some(true),
