@@ -274,7 +274,7 @@ impl Checker {
                 report.policy = parsed.policy;
             }
         }
-        report.fetch = Some(fetch);
+        report.fetch = Some(Box::new(fetch));
 
         if advertised {
             findings.extend(fetch_findings);

@@ -143,7 +143,7 @@ pub struct PolicyReport {
     /// The policy host, `mta-sts.<domain>`.
     pub host: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub fetch: Option<PolicyFetch>,
+    pub fetch: Option<Box<PolicyFetch>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub line_ending: Option<LineEnding>,
     /// The parsed policy, when valid.
