@@ -67,6 +67,40 @@ pub enum Scenario {
     NullMx,
     TlsRptMissing,
     TlsRptInvalid,
+    RecordExtension,
+    RecordCname,
+    RecordDuplicateField,
+    PolicyLeadingWhitespace,
+    PolicyVersionInvalid,
+    PolicyModeInvalid,
+    PolicyUnknownField,
+    PolicyDuplicateField,
+    PolicyMixedLineEndings,
+    PolicyMaxAgeLow,
+    PolicyModeNone,
+    PolicyMxInvalid,
+    PolicyLineInvalid,
+    PolicyNotUtf8,
+    PolicyWithoutRecord,
+    PolicyCertExpiring,
+    PolicyCertUntrusted,
+    PolicyCertNotYetValid,
+    PolicyHttpError,
+    PolicyTimeout,
+    PolicyConnectRefused,
+    PolicyHostServfail,
+    MxPatternUnused,
+    NoMx,
+    MxLookupFailed,
+    MxAddressServfail,
+    MxCertNotYetValid,
+    MxProtocolError,
+    MxInjection,
+    MxTlsGarbage,
+    MxSmtpTimeout,
+    MxTooMany,
+    TlsRptMultiple,
+    TlsRptServfail,
 }
 
 impl Scenario {
@@ -101,6 +135,40 @@ impl Scenario {
         Scenario::NullMx,
         Scenario::TlsRptMissing,
         Scenario::TlsRptInvalid,
+        Scenario::RecordExtension,
+        Scenario::RecordCname,
+        Scenario::RecordDuplicateField,
+        Scenario::PolicyLeadingWhitespace,
+        Scenario::PolicyVersionInvalid,
+        Scenario::PolicyModeInvalid,
+        Scenario::PolicyUnknownField,
+        Scenario::PolicyDuplicateField,
+        Scenario::PolicyMixedLineEndings,
+        Scenario::PolicyMaxAgeLow,
+        Scenario::PolicyModeNone,
+        Scenario::PolicyMxInvalid,
+        Scenario::PolicyLineInvalid,
+        Scenario::PolicyNotUtf8,
+        Scenario::PolicyWithoutRecord,
+        Scenario::PolicyCertExpiring,
+        Scenario::PolicyCertUntrusted,
+        Scenario::PolicyCertNotYetValid,
+        Scenario::PolicyHttpError,
+        Scenario::PolicyTimeout,
+        Scenario::PolicyConnectRefused,
+        Scenario::PolicyHostServfail,
+        Scenario::MxPatternUnused,
+        Scenario::NoMx,
+        Scenario::MxLookupFailed,
+        Scenario::MxAddressServfail,
+        Scenario::MxCertNotYetValid,
+        Scenario::MxProtocolError,
+        Scenario::MxInjection,
+        Scenario::MxTlsGarbage,
+        Scenario::MxSmtpTimeout,
+        Scenario::MxTooMany,
+        Scenario::TlsRptMultiple,
+        Scenario::TlsRptServfail,
     ];
 
     /// snake_case name (for scenarios.json and test messages).
@@ -153,6 +221,40 @@ impl Scenario {
             Scenario::NullMx => "mx_null",
             Scenario::TlsRptMissing => "tlsrpt_missing",
             Scenario::TlsRptInvalid => "tlsrpt_invalid",
+            Scenario::RecordExtension => "sts_record_extension_field",
+            Scenario::RecordCname => "sts_record_cname",
+            Scenario::RecordDuplicateField => "sts_record_duplicate_field",
+            Scenario::PolicyLeadingWhitespace => "policy_leading_whitespace",
+            Scenario::PolicyVersionInvalid => "policy_version_invalid",
+            Scenario::PolicyModeInvalid => "policy_mode_invalid",
+            Scenario::PolicyUnknownField => "policy_unknown_field",
+            Scenario::PolicyDuplicateField => "policy_duplicate_field",
+            Scenario::PolicyMixedLineEndings => "policy_mixed_line_endings",
+            Scenario::PolicyMaxAgeLow => "policy_max_age_low",
+            Scenario::PolicyModeNone => "policy_mode_none",
+            Scenario::PolicyMxInvalid => "policy_mx_invalid",
+            Scenario::PolicyLineInvalid => "policy_line_invalid",
+            Scenario::PolicyNotUtf8 => "policy_not_utf8",
+            Scenario::PolicyWithoutRecord => "policy_without_record",
+            Scenario::PolicyCertExpiring => "policy_cert_expiring",
+            Scenario::PolicyCertUntrusted => "policy_cert_untrusted",
+            Scenario::PolicyCertNotYetValid => "policy_cert_not_yet_valid",
+            Scenario::PolicyHttpError => "policy_http_error",
+            Scenario::PolicyTimeout => "policy_timeout",
+            Scenario::PolicyConnectRefused => "policy_connect_refused",
+            Scenario::PolicyHostServfail => "policy_host_lookup_failed",
+            Scenario::MxPatternUnused => "mx_pattern_unused",
+            Scenario::NoMx => "mx_missing",
+            Scenario::MxLookupFailed => "mx_lookup_failed",
+            Scenario::MxAddressServfail => "mx_address_lookup_failed",
+            Scenario::MxCertNotYetValid => "mx_cert_not_yet_valid",
+            Scenario::MxProtocolError => "smtp_protocol_error",
+            Scenario::MxInjection => "starttls_injection",
+            Scenario::MxTlsGarbage => "tls_handshake_failed",
+            Scenario::MxSmtpTimeout => "smtp_timeout",
+            Scenario::MxTooMany => "mx_too_many",
+            Scenario::TlsRptMultiple => "tlsrpt_multiple",
+            Scenario::TlsRptServfail => "tlsrpt_lookup_failed",
         })
     }
 
@@ -170,6 +272,12 @@ impl Scenario {
                 | Scenario::MxGreeting421
                 | Scenario::MxRefused
                 | Scenario::MxNoAddress
+                | Scenario::MxAddressServfail
+                | Scenario::MxCertNotYetValid
+                | Scenario::MxProtocolError
+                | Scenario::MxInjection
+                | Scenario::MxTlsGarbage
+                | Scenario::MxSmtpTimeout
         )
     }
 }
@@ -262,10 +370,32 @@ impl Fleet {
                 Scenario::BadId => dns.txt(&record_name, "v=STSv1; id=2026-01-01;"),
                 Scenario::DiscardedRecord => dns.txt(&record_name, "v=STSv1 ; id=1;"),
                 Scenario::RecordServfail => dns.servfail(&record_name),
+                Scenario::RecordExtension => dns.txt(&record_name, "v=STSv1; id=20260101; ext=1;"),
+                Scenario::RecordDuplicateField => dns.txt(&record_name, "v=STSv1; id=1; id=2;"),
+                Scenario::RecordCname => {
+                    let target = format!("_mta-sts.delegated.{name}");
+                    dns.cname(&record_name, &target)
+                        .txt(&target, "v=STSv1; id=20260101;")
+                }
+                Scenario::PolicyWithoutRecord => dns,
                 _ => dns.txt(&record_name, "v=STSv1; id=20260101;"),
             };
             dns = match scenario {
                 Scenario::NullMx => dns.null_mx(&name),
+                Scenario::NoMx => dns,
+                Scenario::MxLookupFailed => dns.servfail(&name),
+                Scenario::MxAddressServfail => dns.mx(&name, 10, &mx).servfail(&mx),
+                Scenario::MxTooMany => {
+                    let mut d = dns;
+                    for k in 0..25u16 {
+                        d = d.mx(
+                            &name,
+                            10 + k,
+                            &providers[usize::from(k) % providers.len()].0,
+                        );
+                    }
+                    d
+                }
                 Scenario::MxNotCovered => {
                     let extra = format!("mx2.{name}");
                     let extra_ip = {
@@ -280,12 +410,21 @@ impl Fleet {
                 }
                 _ => dns.mx(&name, 10, &mx),
             };
-            if !shared && scenario != Scenario::MxNoAddress && scenario != Scenario::NullMx {
+            if !shared
+                && !matches!(
+                    scenario,
+                    Scenario::MxNoAddress | Scenario::NullMx | Scenario::MxAddressServfail
+                )
+            {
                 dns = dns.a(&mx, mx_ip);
             }
             dns = match scenario {
                 Scenario::TlsRptMissing => dns,
                 Scenario::TlsRptInvalid => dns.txt(&tlsrpt_name, "v=TLSRPTv1; rua=ftp://x.test"),
+                Scenario::TlsRptMultiple => dns
+                    .txt(&tlsrpt_name, "v=TLSRPTv1; rua=mailto:a@fleet.test")
+                    .txt(&tlsrpt_name, "v=TLSRPTv1; rua=mailto:b@fleet.test"),
+                Scenario::TlsRptServfail => dns.servfail(&tlsrpt_name),
                 _ => dns.txt(
                     &tlsrpt_name,
                     &format!("v=TLSRPTv1; rua=mailto:tlsrpt@{name}"),
@@ -307,7 +446,47 @@ impl Fleet {
                 Scenario::PolicyNoMx => Some(Reply::policy(&policy("enforce", &[]))),
                 Scenario::PolicyBom => Some(Reply::policy(&format!("\u{feff}{body}"))),
                 Scenario::PolicyTesting => Some(Reply::policy(&policy("testing", &[&mx]))),
-                Scenario::PolicyHostMissing | Scenario::NoRecord => None,
+                Scenario::PolicyLeadingWhitespace => {
+                    Some(Reply::policy(&body.replace("mode:", " mode:")))
+                }
+                Scenario::PolicyVersionInvalid => {
+                    Some(Reply::policy(&body.replace("STSv1", "STSv2")))
+                }
+                Scenario::PolicyModeInvalid => Some(Reply::policy(
+                    &body.replace("mode: enforce", "mode: Enforce"),
+                )),
+                Scenario::PolicyUnknownField => {
+                    Some(Reply::policy(&format!("{body}owner: postmaster\n")))
+                }
+                Scenario::PolicyDuplicateField => {
+                    Some(Reply::policy(&format!("{body}mode: enforce\n")))
+                }
+                Scenario::PolicyMixedLineEndings => {
+                    Some(Reply::policy(&body.replacen('\n', "\r\n", 1)))
+                }
+                Scenario::PolicyMaxAgeLow => Some(Reply::policy(&body.replace("604800", "3600"))),
+                Scenario::PolicyModeNone => Some(Reply::policy(&policy("none", &[]))),
+                Scenario::PolicyMxInvalid => {
+                    Some(Reply::policy(&format!("{body}mx: *.*.fleet.test\n")))
+                }
+                Scenario::PolicyLineInvalid => {
+                    Some(Reply::policy(&format!("{body}this is not a field\n")))
+                }
+                Scenario::PolicyNotUtf8 => Some(Reply::Body {
+                    status: 200,
+                    content_type: "text/plain".into(),
+                    bytes: b"version: STSv1\nmode: \xff\n".to_vec(),
+                }),
+                Scenario::PolicyHttpError => Some(Reply::ManyHeaders(1_000)),
+                Scenario::PolicyTimeout => Some(Reply::Silent),
+                Scenario::MxPatternUnused => Some(Reply::policy(&policy(
+                    "enforce",
+                    &[&mx, "mx.unused.fleet.test"],
+                ))),
+                Scenario::PolicyHostMissing
+                | Scenario::NoRecord
+                | Scenario::PolicyConnectRefused
+                | Scenario::PolicyHostServfail => None,
                 _ => Some(Reply::policy(&body)),
             };
             if let Some(reply) = reply {
@@ -318,11 +497,26 @@ impl Fleet {
                     Scenario::PolicyCertWrongHost => {
                         ca.leaf(&[&format!("www.{name}")], Validity::Valid)
                     }
+                    Scenario::PolicyCertExpiring => {
+                        ca.leaf(&[&policy_host], Validity::ExpiresInDays(5))
+                    }
+                    Scenario::PolicyCertNotYetValid => {
+                        ca.leaf(&[&policy_host], Validity::NotYetValid)
+                    }
+                    Scenario::PolicyCertUntrusted => untrusted_ca
+                        .leaf(&[&policy_host], Validity::Valid)
+                        .with_chain(&[&untrusted_ca]),
                     _ => ca.leaf(&[&policy_host], Validity::Valid),
                 };
                 https = https.host(&policy_host, &leaf, reply);
                 dns = dns.a(&policy_host, Ipv4Addr::LOCALHOST);
             }
+            dns = match scenario {
+                // nothing listens there on the HTTPS port
+                Scenario::PolicyConnectRefused => dns.a(&policy_host, Ipv4Addr::new(127, 4, 0, 1)),
+                Scenario::PolicyHostServfail => dns.servfail(&policy_host),
+                _ => dns,
+            };
 
             // Its own MX
             if !shared && !matches!(scenario, Scenario::MxNoAddress | Scenario::NullMx) {
@@ -351,6 +545,25 @@ impl Fleet {
                         ..SmtpBehaviour::default()
                     }),
                     Scenario::MxRefused => None,
+                    Scenario::MxCertNotYetValid => Some(SmtpBehaviour::serving(
+                        &ca.leaf(&[&mx], Validity::NotYetValid),
+                    )),
+                    Scenario::MxProtocolError => Some(SmtpBehaviour {
+                        greeting: super::smtp::Greeting::Garbage(b"\x00\x01garbage\r\n".to_vec()),
+                        ..SmtpBehaviour::default()
+                    }),
+                    Scenario::MxInjection => Some(SmtpBehaviour {
+                        inject_after_starttls: Some(b"250 injected\r\n".to_vec()),
+                        ..SmtpBehaviour::serving(&ca.leaf(&[&mx], Validity::Valid))
+                    }),
+                    Scenario::MxTlsGarbage => Some(SmtpBehaviour {
+                        tls_garbage: true,
+                        ..SmtpBehaviour::serving(&ca.leaf(&[&mx], Validity::Valid))
+                    }),
+                    Scenario::MxSmtpTimeout => Some(SmtpBehaviour {
+                        greeting: super::smtp::Greeting::Never,
+                        ..SmtpBehaviour::default()
+                    }),
                     _ => Some(SmtpBehaviour::serving(&ca.leaf(&[&mx], Validity::Valid))),
                 };
                 if let Some(b) = behaviour {
@@ -402,7 +615,7 @@ impl Fleet {
         for d in &self.domains {
             if d.scenario == Scenario::PolicyTesting {
                 inline.push_str(&format!(
-                    "  - name: {}\n    labels: {{ team: mail }}\n    expect: {{ mode: enforce }}\n",
+                    "  - name: {}\n    labels: {{ team: mail }}\n    expect: {{ mode: enforce, mx: [\"mx.other.test\"], min_max_age: 30d }}\n",
                     d.name
                 ));
                 continue;
