@@ -59,6 +59,8 @@ const APEX_KEY: &str = "test";
 pub struct DnsBuilder {
     entries: Vec<Entry>,
     faults: Vec<(String, Fault)>,
+    /// Names whose answers carry another owner name: key -> owner as written.
+    wrong_owners: Vec<(String, String)>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -153,6 +155,16 @@ impl DnsBuilder {
     /// Queries for this name are never answered (until the server stops, or 60 s).
     pub fn silent(self, name: &str) -> Self {
         self.fault(name, Fault::Silent)
+    }
+
+    /// Queries for `name` are answered with its records as usual, but every answer record
+    /// carries the owner name `owner` instead (a spoofing or broken server). A resolver must
+    /// not take them for records of `name`.
+    pub fn wrong_owner(mut self, name: &str, owner: &str) -> Self {
+        check_zone_name(name);
+        check_name(owner);
+        self.wrong_owners.push((key(name), owner.to_string()));
+        self
     }
 
     fn entry(mut self, owner: &str, data: Data) -> Self {
@@ -252,6 +264,7 @@ struct Zone {
     /// Every name that has records or has a name with records below it (within the zone).
     names: HashSet<String>,
     faults: HashMap<String, Fault>,
+    wrong_owners: HashMap<String, String>,
     queries: Arc<AtomicUsize>,
 }
 
@@ -300,6 +313,7 @@ impl Zone {
             records,
             names,
             faults: builder.faults.into_iter().collect(),
+            wrong_owners: builder.wrong_owners.into_iter().collect(),
             queries,
         }
     }
@@ -432,7 +446,13 @@ impl RequestHandler for Zone {
         let records: Result<Vec<Record>, String> = answer
             .entries
             .iter()
-            .map(|entry| entry.to_record())
+            .map(|entry| match self.wrong_owners.get(&name) {
+                None => entry.to_record(),
+                Some(owner) => entry.to_record().and_then(|mut record| {
+                    record.name = try_parse_name(owner)?;
+                    Ok(record)
+                }),
+            })
             .collect();
         let records = match records {
             Ok(records) => records,

@@ -27,6 +27,11 @@ pub enum Greeting {
     Endless,
     /// These bytes as they are, then the command loop.
     Garbage(Vec<u8>),
+    /// "220 ", this many bytes of 'a' sent in 64 KiB writes, CRLF, then the command loop: one
+    /// huge line that does end, streamed so the fake itself stays small.
+    LongLine(usize),
+    /// Accept, wait this long, then reset the connection (RST, not FIN) without a word.
+    ResetAfter(Duration),
 }
 
 /// The script. `Default` is well-behaved up to STARTTLS ("220 mx.example.test ESMTP",
@@ -195,6 +200,29 @@ async fn serve(tcp: TcpStream, behaviour: Arc<SmtpBehaviour>, record: Arc<Record
             if send(&mut reader, bytes).await.is_err() {
                 return;
             }
+        }
+        Greeting::LongLine(len) => {
+            if send(&mut reader, b"220 ").await.is_err() {
+                return;
+            }
+            let chunk = [b'a'; 64 * 1024];
+            let mut left = *len;
+            while left > 0 {
+                let n = left.min(chunk.len());
+                if send(&mut reader, &chunk[..n]).await.is_err() {
+                    return;
+                }
+                left -= n;
+            }
+            if send(&mut reader, b"\r\n").await.is_err() {
+                return;
+            }
+        }
+        Greeting::ResetAfter(delay) => {
+            tokio::time::sleep(*delay).await;
+            // SO_LINGER 0: closing sends RST at once (and cannot block, nothing is unsent).
+            let _ = reader.get_ref().set_zero_linger();
+            return;
         }
     }
 
