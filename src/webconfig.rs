@@ -582,7 +582,7 @@ fn build(path: &Path, reader: &mut Reader) -> Result<Active, String> {
     let shown = path.display().to_string();
     let text = reader.read("cannot read web config file", path)?;
     let text = String::from_utf8(text).map_err(|_| format!("{shown}: not UTF-8 text"))?;
-    let raw = parse(&text).map_err(|e| format!("{shown}: {e}"))?;
+    let raw = parse(&text, &shown)?;
     let at = |e: String| format!("{shown}: {e}");
 
     let (tls, client_auth) = match &raw.tls_server_config {
@@ -650,14 +650,14 @@ fn build(path: &Path, reader: &mut Reader) -> Result<Active, String> {
 
 /// Parses the YAML; an empty file (or only comments) is an empty configuration, as in
 /// exporter-toolkit.
-fn parse(text: &str) -> Result<RawFile, String> {
+fn parse(text: &str, shown: &str) -> Result<RawFile, String> {
     let blank = text
         .lines()
         .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'));
     if blank {
         return Ok(RawFile::default());
     }
-    let raw: RawFile = serde_saphyr::from_str(text).map_err(|e| e.to_string())?;
+    let raw: RawFile = read_yaml(text, shown)?;
     if let Some(t) = &raw.tls_server_config {
         let refused = [
             (
@@ -684,11 +684,32 @@ fn parse(text: &str) -> Result<RawFile, String> {
         ];
         if let Some((_, key, instead)) = refused.iter().find(|(given, _, _)| *given) {
             return Err(format!(
-                "tls_server_config.{key} is not supported by mta-sts-exporter ({instead})"
+                "{shown}: tls_server_config.{key} is not supported by mta-sts-exporter ({instead})"
             ));
         }
     }
     Ok(raw)
+}
+
+/// One YAML document into the raw file, errors as `FILE:LINE:COLUMN: message`.
+fn read_yaml(text: &str, shown: &str) -> Result<RawFile, String> {
+    use serde_saphyr::MessageFormatter;
+    let options = serde_saphyr::options! {
+        strict_booleans: true,
+        with_snippet: false,
+    };
+    serde_saphyr::from_str_with_options::<RawFile>(text, options).map_err(|err| {
+        let err = err.without_snippet();
+        let message: String = serde_saphyr::UserMessageFormatter
+            .format_message(err)
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
+        match err.location().filter(|l| l.line() > 0) {
+            Some(at) => format!("{shown}:{}:{}: {message}", at.line(), at.column()),
+            None => format!("{shown}: {message}"),
+        }
+    })
 }
 
 fn provider() -> Arc<CryptoProvider> {
