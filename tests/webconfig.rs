@@ -854,3 +854,47 @@ fn binary_checks_the_web_config() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--web.probe-address"));
 }
+
+/// Every web config example in docs/web-config.md loads (with its files swapped for real ones).
+#[test]
+fn documented_examples_load() {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/web-config.md"))
+        .unwrap();
+    let dir = TempDir::new("webcfg-doc");
+    pki(&dir);
+    let mut checked = 0;
+    for block in doc.split("```yaml\n").skip(1) {
+        let Some((yaml, _)) = block.split_once("```") else {
+            continue;
+        };
+        let top = [
+            "tls_server_config:",
+            "http_server_config:",
+            "basic_auth_users:",
+        ];
+        if !top.iter().any(|k| yaml.starts_with(k)) {
+            continue;
+        }
+        let yaml: String = yaml
+            .lines()
+            .map(|line| {
+                let trimmed = line.trim_start();
+                let indent = &line[..line.len() - trimmed.len()];
+                match trimmed.split_once(':') {
+                    Some(("cert_file", _)) => format!("{indent}cert_file: server.crt"),
+                    Some(("key_file", _)) => format!("{indent}key_file: server.key"),
+                    Some(("client_ca_file", _)) => format!("{indent}client_ca_file: client-ca.crt"),
+                    _ => line.to_string(),
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let path = dir.path("web.yml");
+        std::fs::write(&path, &yaml).unwrap();
+        if let Err(e) = WebConfig::load(&path) {
+            panic!("documented example does not load: {e}\n{yaml}");
+        }
+        checked += 1;
+    }
+    assert!(checked >= 4, "only {checked} examples found");
+}
