@@ -90,7 +90,7 @@ struct RawTls {
     #[serde(default)]
     key: Option<serde::de::IgnoredAny>,
     #[serde(default)]
-    client_allowed_sans: Option<serde::de::IgnoredAny>,
+    client_allowed_sans: Option<Vec<String>>,
     #[serde(default)]
     cipher_suites: Option<serde::de::IgnoredAny>,
     #[serde(default)]
@@ -249,6 +249,7 @@ pub struct WebConfig {
     key: hmac::Key,
     cache: Mutex<HashSet<[u8; 32]>>,
     bcrypt_slots: tokio::sync::Semaphore,
+    bcrypt_runs: std::sync::atomic::AtomicU64,
 }
 
 impl fmt::Debug for WebConfig {
@@ -286,6 +287,7 @@ impl WebConfig {
             key,
             cache: Mutex::new(HashSet::new()),
             bcrypt_slots: tokio::sync::Semaphore::new(slots),
+            bcrypt_runs: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -297,6 +299,11 @@ impl WebConfig {
 
     pub fn check_interval(&self) -> Duration {
         self.check_interval
+    }
+
+    /// How many bcrypt checks ran (cache misses, unknown users included).
+    pub fn bcrypt_runs(&self) -> u64 {
+        self.bcrypt_runs.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn path(&self) -> &Path {
@@ -434,6 +441,8 @@ impl WebConfig {
         let Ok(_slot) = self.bcrypt_slots.acquire().await else {
             return false;
         };
+        self.bcrypt_runs
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let hash = hash.to_string();
         let matches = tokio::task::spawn_blocking(move || bcrypt::verify(&password, &hash))
             .await
@@ -667,11 +676,6 @@ fn parse(text: &str, shown: &str) -> Result<RawFile, String> {
             ),
             (t.key.is_some(), "key", "give the key as key_file"),
             (
-                t.client_allowed_sans.is_some(),
-                "client_allowed_sans",
-                "restrict clients with client_ca_file instead",
-            ),
-            (
                 t.cipher_suites.is_some(),
                 "cipher_suites",
                 "rustls offers only modern AEAD suites and picks among them itself",
@@ -754,6 +758,17 @@ fn build_tls(
         return Err("tls_server_config: min_version is above max_version".to_string());
     }
     let ca_file = t.client_ca_file.as_deref().filter(|s| !s.is_empty());
+    let allowed_sans = match &t.client_allowed_sans {
+        None => None,
+        Some(list) if list.is_empty() => None,
+        Some(_) if !client_auth.verifies() => {
+            return Err(format!(
+                "tls_server_config.client_allowed_sans needs client_auth_type RequireAndVerifyClientCert (or VerifyClientCertIfGiven), not {}",
+                client_auth.as_str()
+            ))
+        }
+        Some(list) => Some(list.clone()),
+    };
     if ca_file.is_some() && client_auth == ClientAuth::NoClientCert {
         return Err(
             "tls_server_config.client_ca_file is given but client_auth_type is NoClientCert; set client_auth_type (e.g. RequireAndVerifyClientCert)"
@@ -837,9 +852,16 @@ fn build_tls(
             } else {
                 builder
             };
-            builder
+            let verifier = builder
                 .build()
-                .map_err(|e| format!("tls_server_config.client_ca_file: {e}"))?
+                .map_err(|e| format!("tls_server_config.client_ca_file: {e}"))?;
+            match allowed_sans {
+                Some(allowed) => Arc::new(SanRestricted {
+                    inner: verifier,
+                    allowed,
+                }),
+                None => verifier,
+            }
         }
     };
     let versions: Vec<&'static rustls::SupportedProtocolVersion> = [
@@ -866,6 +888,100 @@ struct Presented(Arc<CertifiedKey>);
 impl ResolvesServerCert for Presented {
     fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         Some(self.0.clone())
+    }
+}
+
+/// `client_allowed_sans`: a verified client certificate must also carry one of these subject
+/// alternative names (DNS name, e-mail address, IP address or URI, compared exactly, as in
+/// exporter-toolkit).
+#[derive(Debug)]
+struct SanRestricted {
+    inner: Arc<dyn ClientCertVerifier>,
+    allowed: Vec<String>,
+}
+
+/// The subject alternative names of `cert` as exporter-toolkit compares them.
+fn san_values(cert: &CertificateDer<'_>) -> Result<Vec<String>, rustls::Error> {
+    use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
+    let bad = || rustls::Error::InvalidCertificate(rustls::CertificateError::BadEncoding);
+    let (_, parsed) = X509Certificate::from_der(cert.as_ref()).map_err(|_| bad())?;
+    let Some(san) = parsed.subject_alternative_name().map_err(|_| bad())? else {
+        return Ok(Vec::new());
+    };
+    Ok(san
+        .value
+        .general_names
+        .iter()
+        .filter_map(|name| match name {
+            GeneralName::DNSName(s) | GeneralName::RFC822Name(s) | GeneralName::URI(s) => {
+                Some((*s).to_string())
+            }
+            GeneralName::IPAddress(bytes) => match bytes.len() {
+                4 => <[u8; 4]>::try_from(*bytes)
+                    .ok()
+                    .map(|b| std::net::IpAddr::from(b).to_string()),
+                16 => <[u8; 16]>::try_from(*bytes)
+                    .ok()
+                    .map(|b| std::net::IpAddr::from(b).to_string()),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect())
+}
+
+impl ClientCertVerifier for SanRestricted {
+    fn offer_client_auth(&self) -> bool {
+        self.inner.offer_client_auth()
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        self.inner.client_auth_mandatory()
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        self.inner.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        let verified = self
+            .inner
+            .verify_client_cert(end_entity, intermediates, now)?;
+        let names = san_values(end_entity)?;
+        if names.iter().any(|n| self.allowed.contains(n)) {
+            Ok(verified)
+        } else {
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::ApplicationVerificationFailure,
+            ))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
     }
 }
 

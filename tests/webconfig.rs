@@ -259,7 +259,9 @@ where
 /// A server CA and leaf, a client CA and leaf, written into `dir`.
 struct Pki {
     server_ca: TestCa,
-    /// Signed by the client CA written as `client-ca.crt`.
+    /// Written as `client-ca.crt`.
+    client_ca: TestCa,
+    /// Signed by the client CA, for `scraper.test`.
     client: Leaf,
 }
 
@@ -270,7 +272,11 @@ fn pki(dir: &TempDir) -> Pki {
     let client = client_ca.leaf(&["scraper.test"], Validity::Valid);
     write_leaf(dir, "server", &server);
     std::fs::write(dir.path("client-ca.crt"), &client_ca.cert_pem).unwrap();
-    Pki { server_ca, client }
+    Pki {
+        server_ca,
+        client_ca,
+        client,
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -371,6 +377,11 @@ fn malformed_files_are_refused_with_their_message() {
             "TLS10 is not available",
         ),
         (
+            "client_allowed_sans without verification",
+            format!("{tls}  client_allowed_sans: [scraper.test]\n"),
+            "client_allowed_sans needs client_auth_type RequireAndVerifyClientCert",
+        ),
+        (
             "min above max",
             format!("{tls}  min_version: TLS13\n  max_version: TLS12\n"),
             "min_version is above max_version",
@@ -435,7 +446,8 @@ async fn https_basic_auth_and_headers() {
         ),
     )
     .unwrap();
-    let (service, addr) = start(&dir, Some(load_fast(&path)), None).await;
+    let web = load_fast(&path);
+    let (service, addr) = start(&dir, Some(web.clone()), None).await;
     let client = Client {
         ca: &pki.server_ca,
         cert: None,
@@ -465,6 +477,11 @@ async fn https_basic_auth_and_headers() {
     .await
     .unwrap();
     assert_eq!(again.status, 200);
+    assert_eq!(
+        web.bcrypt_runs(),
+        1,
+        "the second request should be served from the cache"
+    );
 
     for (what, auth) in [
         ("no credentials", None),
@@ -482,6 +499,9 @@ async fn https_basic_auth_and_headers() {
         assert_eq!(reply.header("X-Frame-Options"), Some("deny"), "{what}");
         assert!(!reply.body.contains("mta_sts"), "{what}");
     }
+    // Wrong password, unknown user (checked against a dummy hash) and empty user each cost a
+    // bcrypt run; no credentials cost none.
+    assert_eq!(web.bcrypt_runs(), 4);
     // Every endpoint is behind auth, health included.
     for path in ["/-/healthy", "/-/ready", "/", "/api/v1/domains", "/nope"] {
         let reply = https(addr, &client, "GET", path, None).await.unwrap();
@@ -592,6 +612,30 @@ async fn client_certificates() {
             .status,
         200
     );
+
+    // client_allowed_sans: verified, and carrying one of the names.
+    let other_member = pki.client_ca.leaf(&["other.test"], Validity::Valid);
+    let other = Client {
+        ca: &pki.server_ca,
+        cert: Some(&other_member),
+    };
+    std::fs::write(
+        &path,
+        "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: client-ca.crt\n  client_allowed_sans: [scraper.test, spiffe://example/prometheus]\n",
+    )
+    .unwrap();
+    assert_eq!(web.refresh(), Refresh::Reloaded);
+    assert_eq!(
+        https(addr, &member, "GET", "/metrics", None)
+            .await
+            .unwrap()
+            .status,
+        200
+    );
+    assert!(https(addr, &other, "GET", "/metrics", None).await.is_err());
+    assert!(https(addr, &intruder, "GET", "/metrics", None)
+        .await
+        .is_err());
 
     // RequestClientCert: asked for, never needed.
     write("RequestClientCert");
