@@ -743,18 +743,21 @@ async fn certificate_rotation_and_bad_files_later() {
     // Fixed, with a new password: the old one (cached) no longer passes.
     std::fs::write(dir.path("server.crt"), cert_pem(&next)).unwrap();
     std::fs::write(&path, config(&hash("two"))).unwrap();
-    let reload = https(addr, &client, "POST", "/-/reload", Some(("alice", "one")))
-        .await
-        .unwrap();
-    assert_eq!(reload.status, 200, "{}", reload.body);
+    let two = Some(("alice", "two"));
+    eventually("the new password", || async {
+        https(addr, &client, "GET", "/metrics", two)
+            .await
+            .is_ok_and(|r| r.status == 200)
+    })
+    .await;
     let reply = https(addr, &client, "GET", "/metrics", alice)
         .await
         .unwrap();
     assert_eq!(reply.status, 401);
-    let reply = https(addr, &client, "GET", "/metrics", Some(("alice", "two")))
+    let reload = https(addr, &client, "POST", "/-/reload", two)
         .await
         .unwrap();
-    assert_eq!(reply.status, 200);
+    assert_eq!(reload.status, 200, "{}", reload.body);
 
     service.shutdown().await;
 }
