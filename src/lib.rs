@@ -30,3 +30,4 @@ pub mod service;
 pub mod shard;
 pub mod stage;
 pub mod store;
+pub mod webconfig;

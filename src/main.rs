@@ -4,6 +4,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -16,6 +17,7 @@ use mta_sts_exporter::probe::target::AddressPolicy;
 use mta_sts_exporter::render::render_text;
 use mta_sts_exporter::service::{self, Service};
 use mta_sts_exporter::stage::cert::TrustStore;
+use mta_sts_exporter::webconfig::WebConfig;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -58,6 +60,15 @@ struct ServeArgs {
     /// Log format: logfmt or json.
     #[arg(long = "log.format", value_name = "FORMAT", default_value = "logfmt")]
     log_format: logging::LogFormat,
+    /// TLS, client certificates, basic auth and response headers for --web.listen-address, in
+    /// Prometheus exporter-toolkit's format (see docs/web-config.md). Re-read when it or a file it
+    /// names changes.
+    #[arg(long = "web.config.file", value_name = "FILE")]
+    web_config_file: Option<PathBuf>,
+    /// A second listener, plain HTTP without auth, serving only /-/healthy and /-/ready (for
+    /// kubelet probes when --web.config.file asks for TLS or auth).
+    #[arg(long = "web.probe-address", value_name = "[HOST]:PORT")]
+    probe_address: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -237,10 +248,23 @@ async fn run_serve(args: ServeArgs) -> ExitCode {
         eprintln!("error: serve needs --config.file FILE (see docs/configuration.md)");
         return ExitCode::from(2);
     };
+    let web_config = match &args.web_config_file {
+        None => None,
+        Some(path) => match WebConfig::load(path) {
+            Ok(web) => Some(web),
+            Err(e) => {
+                eprintln!("error: --web.config.file: {e}");
+                return ExitCode::from(1);
+            }
+        },
+    };
     if args.config_check {
         return match service::check_config(&config_file) {
             Ok(summary) => {
                 println!("{summary}");
+                if let Some(web) = &web_config {
+                    println!("{}: valid, {}", web.path().display(), web.describe());
+                }
                 ExitCode::SUCCESS
             }
             Err(e) => {
@@ -249,6 +273,7 @@ async fn run_serve(args: ServeArgs) -> ExitCode {
             }
         };
     }
+    let web_config = web_config.map(Arc::new);
     let shard = match mta_sts_exporter::shard::Shard::new(args.shard_index, args.shard_count) {
         Ok(s) => s,
         Err(e) => {
@@ -281,9 +306,36 @@ async fn run_serve(args: ServeArgs) -> ExitCode {
         .local_addr()
         .map(|a| a.to_string())
         .unwrap_or_default();
-    tracing::info!(msg = "listening", address = %bound);
+    match &web_config {
+        Some(web) => {
+            tracing::info!(msg = "listening", address = %bound, web_config = %web.path().display(), config = %web.describe())
+        }
+        None => tracing::info!(msg = "listening", address = %bound),
+    }
+    let probe_listener = match &args.probe_address {
+        None => None,
+        Some(raw) => {
+            let Ok(address) = listen_address(raw) else {
+                eprintln!("error: invalid --web.probe-address {raw:?}: use [HOST]:PORT, e.g. :9862 or 127.0.0.1:9862");
+                return ExitCode::from(2);
+            };
+            match std::net::TcpListener::bind(address) {
+                Ok(l) => {
+                    let bound = l.local_addr().map(|a| a.to_string()).unwrap_or_default();
+                    tracing::info!(msg = "listening for probes (/-/healthy, /-/ready; no TLS, no auth)", address = %bound);
+                    Some(Arc::new(l))
+                }
+                Err(e) => {
+                    eprintln!("error: cannot listen on {address} (--web.probe-address): {e}");
+                    return ExitCode::from(1);
+                }
+            }
+        }
+    };
     let options = service::ServiceOptions {
         shard,
+        web_config: web_config.clone(),
+        probe_listener,
         ..service::ServiceOptions::default()
     };
     let service = match Service::start_with_options(config_file, listener, options).await {
@@ -298,9 +350,13 @@ async fn run_serve(args: ServeArgs) -> ExitCode {
     signals
         .wait(|| {
             let reload = reload.clone();
+            let web = web_config.clone();
             async move {
                 tracing::info!(msg = "SIGHUP: reloading the configuration");
                 let _ = reload().await;
+                if let Some(web) = web {
+                    let _ = web.refresh_logged().await;
+                }
             }
         })
         .await;

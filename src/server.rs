@@ -1,5 +1,7 @@
 //! The HTTP endpoints: `/metrics`, health and readiness, reload, a landing page and the JSON
-//! API. Takes a bound listener and a shutdown future, so tests bind port 0.
+//! API. Takes a bound listener and a shutdown future, so tests bind port 0. With a web config
+//! (`--web.config.file`) the main listener speaks TLS and asks for basic auth as it says; a
+//! probe listener (`--web.probe-address`) serves health and readiness without either.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -10,18 +12,19 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, ACCEPT, ALLOW, CONTENT_TYPE};
+use hyper::header::{HeaderValue, ACCEPT, ALLOW, AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use prometheus_client::registry::Registry;
 use serde::Serialize;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 
 use crate::metrics::{self, OPENMETRICS_CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE};
 use crate::report::Verdict;
 use crate::store::Store;
+use crate::webconfig::WebConfig;
 
 /// Re-reads the configuration; the error says why the new one was refused.
 pub type ReloadFn =
@@ -36,29 +39,132 @@ pub struct App {
 
 /// Serves until `shutdown` completes, then lets open connections finish for up to 5 s.
 pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Output = ()>) {
+    serve_with(listener, app, Protection::default(), shutdown).await
+}
+
+/// What guards the endpoints: `--web.config.file` and `--web.probe-address`.
+#[derive(Default)]
+pub struct Protection {
+    /// TLS, basic auth and headers for the main listener, re-read every
+    /// [`WebConfig::check_interval`] and on `POST /-/reload`.
+    pub web: Option<Arc<WebConfig>>,
+    /// A plain-HTTP listener serving only `/-/healthy` and `/-/ready`, without auth.
+    pub probes: Option<TcpListener>,
+}
+
+impl Protection {
+    /// Takes the service options' web config and probe listener (a std listener, so the
+    /// options stay `Clone`; this duplicates its socket for tokio).
+    pub fn new(
+        web: Option<Arc<WebConfig>>,
+        probes: Option<&std::net::TcpListener>,
+    ) -> Result<Protection, String> {
+        let probes = probes
+            .map(|l| {
+                let l = l.try_clone()?;
+                l.set_nonblocking(true)?;
+                TcpListener::from_std(l)
+            })
+            .transpose()
+            .map_err(|e| format!("cannot use the probe listener: {e}"))?;
+        Ok(Protection { web, probes })
+    }
+}
+
+/// [`serve`], guarded as `protection` says; the web config watcher and the probe listener stop
+/// with the main listener.
+pub async fn serve_with(
+    listener: TcpListener,
+    app: Arc<App>,
+    protection: Protection,
+    shutdown: impl Future<Output = ()>,
+) {
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let Protection { web, probes } = protection;
+    let main = accept_loop(
+        listener,
+        app.clone(),
+        web.clone(),
+        Role::Main,
+        stopped.clone(),
+    );
+    let probe = async {
+        if let Some(probes) = probes {
+            accept_loop(
+                probes,
+                app.clone(),
+                web.clone(),
+                Role::Probes,
+                stopped.clone(),
+            )
+            .await;
+        }
+    };
+    let watch = async {
+        let Some(web) = web.clone() else { return };
+        let mut stopped = stopped.clone();
+        let mut tick = tokio::time::interval(web.check_interval());
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                _ = tick.tick() => { let _ = web.refresh_logged().await; }
+                _ = until_stopped(&mut stopped) => return,
+            }
+        }
+    };
+    let trigger = async {
+        shutdown.await;
+        let _ = stop.send(true);
+    };
+    tokio::join!(main, probe, watch, trigger);
+}
+
+async fn until_stopped(stopped: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = stopped.wait_for(|s| *s).await;
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// Every endpoint, behind the web config.
+    Main,
+    /// Health and readiness only, never behind auth or TLS.
+    Probes,
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    app: Arc<App>,
+    web: Option<Arc<WebConfig>>,
+    role: Role,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
+) {
     let graceful = GracefulShutdown::new();
-    tokio::pin!(shutdown);
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
-                let app = app.clone();
-                let connection = hyper::server::conn::http1::Builder::new()
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(Duration::from_secs(10))
-                    .serve_connection(
-                        TokioIo::new(stream),
-                        service_fn(move |req| {
-                            let app = app.clone();
-                            async move { Ok::<_, Infallible>(handle(&app, req).await) }
-                        }),
-                    );
-                let watched = graceful.watch(connection);
+                let Ok((stream, peer)) = accepted else { continue };
+                let tls = match (role, &web) {
+                    (Role::Main, Some(web)) => web.current().tls(),
+                    _ => None,
+                };
+                let watcher = graceful.watcher();
+                let (app, web) = (app.clone(), web.clone());
                 tokio::spawn(async move {
-                    let _ = watched.await;
+                    match tls {
+                        None => {
+                            let _ = watcher.watch(connection(stream, app, web, role)).await;
+                        }
+                        Some(config) => match handshake(stream, config).await {
+                            Ok(stream) => {
+                                let _ = watcher.watch(connection(stream, app, web, role)).await;
+                            }
+                            Err(e) => tracing::debug!(msg = "TLS handshake failed", peer = %peer, err = %e),
+                        },
+                    }
                 });
             }
-            _ = &mut shutdown => break,
+            _ = until_stopped(&mut stopped) => break,
         }
     }
     drop(listener);
@@ -68,31 +174,148 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
     }
 }
 
+fn connection<I>(
+    io: I,
+    app: Arc<App>,
+    web: Option<Arc<WebConfig>>,
+    role: Role,
+) -> hyper::server::conn::http1::Connection<
+    TokioIo<I>,
+    impl hyper::service::Service<
+        Request<Incoming>,
+        Response = Reply,
+        Error = Infallible,
+        Future = impl Future<Output = Result<Reply, Infallible>> + Send,
+    >,
+>
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(10))
+        .serve_connection(
+            TokioIo::new(io),
+            service_fn(move |req| {
+                let (app, web) = (app.clone(), web.clone());
+                async move {
+                    Ok::<_, Infallible>(match role {
+                        Role::Main => guarded(&app, web.as_ref(), req).await,
+                        Role::Probes => probe_reply(&app, web.as_deref(), &req),
+                    })
+                }
+            }),
+        )
+}
+
+/// How long a client has to complete the TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The TLS handshake; a client speaking plain HTTP gets a 400 saying so, as from Go servers.
+async fn handshake(
+    stream: TcpStream,
+    config: Arc<rustls::ServerConfig>,
+) -> Result<tokio_rustls::server::TlsStream<TcpStream>, String> {
+    let work = async move {
+        let mut first = [0u8; 1];
+        let n = stream.peek(&mut first).await.map_err(|e| e.to_string())?;
+        if n == 0 {
+            return Err("closed before the handshake".to_string());
+        }
+        // Every TLS connection opens with a handshake record (content type 22).
+        if first[0] != 0x16 {
+            refuse_plain_http(stream).await;
+            return Err("plain HTTP sent to the TLS listener".to_string());
+        }
+        tokio_rustls::TlsAcceptor::from(config)
+            .accept(stream)
+            .await
+            .map_err(|e| e.to_string())
+    };
+    tokio::time::timeout(HANDSHAKE_TIMEOUT, work)
+        .await
+        .unwrap_or_else(|_| Err("handshake timed out".to_string()))
+}
+
+async fn refuse_plain_http(mut stream: TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // Read what the client sent, so closing does not reset the connection under the reply.
+    let mut scratch = [0u8; 8192];
+    let _ = tokio::time::timeout(Duration::from_millis(200), stream.read(&mut scratch)).await;
+    let _ = stream
+        .write_all(
+            b"HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\nClient sent an HTTP request to an HTTPS server.\n",
+        )
+        .await;
+    let _ = stream.shutdown().await;
+}
+
+/// Basic auth, then the endpoint, then the configured headers.
+async fn guarded(app: &App, web: Option<&Arc<WebConfig>>, req: Request<Incoming>) -> Reply {
+    let Some(web) = web else {
+        return handle(app, None, req).await;
+    };
+    let active = web.current();
+    let mut reply = if web
+        .authorize(&active, req.headers().get(AUTHORIZATION))
+        .await
+    {
+        handle(app, Some(web), req).await
+    } else {
+        unauthorized()
+    };
+    active.apply_headers(reply.headers_mut());
+    reply
+}
+
+fn unauthorized() -> Reply {
+    let mut reply = text(StatusCode::UNAUTHORIZED, "Unauthorized\n");
+    reply.headers_mut().insert(
+        WWW_AUTHENTICATE,
+        HeaderValue::from_static(concat!("Basic realm=\"", "mta-sts-exporter", "\"")),
+    );
+    reply
+}
+
+/// The probe listener: health and readiness, nothing else.
+fn probe_reply(app: &App, web: Option<&WebConfig>, req: &Request<Incoming>) -> Reply {
+    let mut reply = match (req.uri().path(), req.method()) {
+        ("/-/healthy", &Method::GET) => healthy(),
+        ("/-/ready", &Method::GET) => ready(app),
+        ("/-/healthy" | "/-/ready", _) => method_not_allowed("GET"),
+        _ => text(StatusCode::NOT_FOUND, "Not found\n"),
+    };
+    if let Some(web) = web {
+        web.current().apply_headers(reply.headers_mut());
+    }
+    reply
+}
+
+fn healthy() -> Reply {
+    text(StatusCode::OK, "Healthy\n")
+}
+
+fn ready(app: &App) -> Reply {
+    if app.store.is_ready() {
+        text(StatusCode::OK, "Ready\n")
+    } else {
+        text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Not ready: the first pass over the configured domains is not complete\n",
+        )
+    }
+}
+
 type Reply = Response<Full<Bytes>>;
 
-async fn handle(app: &App, req: Request<Incoming>) -> Reply {
+async fn handle(app: &App, web: Option<&Arc<WebConfig>>, req: Request<Incoming>) -> Reply {
     let path = req.uri().path().to_string();
     let method = req.method().clone();
     match (path.as_str(), method) {
         ("/metrics", Method::GET) => metrics_reply(app, &req),
-        ("/-/healthy", Method::GET) => text(StatusCode::OK, "Healthy\n"),
-        ("/-/ready", Method::GET) => {
-            if app.store.is_ready() {
-                text(StatusCode::OK, "Ready\n")
-            } else {
-                text(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "Not ready: the first pass over the configured domains is not complete\n",
-                )
-            }
-        }
-        ("/-/reload", Method::POST | Method::PUT) => match (app.reload)().await {
-            Ok(()) => text(StatusCode::OK, "Reloaded\n"),
-            Err(e) => text(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                &format!("Reload failed, the previous configuration stays in force: {e}\n"),
-            ),
-        },
+        ("/-/healthy", Method::GET) => healthy(),
+        ("/-/ready", Method::GET) => ready(app),
+        ("/-/reload", Method::POST | Method::PUT) => reload_reply(app, web).await,
         ("/", Method::GET) => html(LANDING),
         ("/api/v1/domains", Method::GET) => domains_reply(app),
         (p, Method::GET) if p.starts_with("/api/v1/domains/") => {
@@ -103,6 +326,28 @@ async fn handle(app: &App, req: Request<Incoming>) -> Reply {
         }
         ("/-/reload", _) => method_not_allowed("POST"),
         _ => text(StatusCode::NOT_FOUND, "Not found\n"),
+    }
+}
+
+/// Re-reads the configuration and, with `--web.config.file`, the web config.
+async fn reload_reply(app: &App, web: Option<&Arc<WebConfig>>) -> Reply {
+    let config = (app.reload)().await;
+    let web = match web {
+        Some(web) => web.refresh_logged().await,
+        None => Ok(()),
+    };
+    match (config, web) {
+        (Ok(()), Ok(())) => text(StatusCode::OK, "Reloaded\n"),
+        (Err(e), _) => text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("Reload failed, the previous configuration stays in force: {e}\n"),
+        ),
+        (Ok(()), Err(e)) => text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!(
+                "Configuration reloaded; the web config was not, the previous one stays in force: {e}\n"
+            ),
+        ),
     }
 }
 

@@ -31,6 +31,10 @@ pub struct ServiceOptions {
     pub shard: Shard,
     /// How often changed id-drift state is saved (and always at shutdown).
     pub state_save_interval: std::time::Duration,
+    /// `--web.config.file`, loaded: TLS, basic auth and headers on the main listener.
+    pub web_config: Option<Arc<crate::webconfig::WebConfig>>,
+    /// `--web.probe-address`, bound: `/-/healthy` and `/-/ready` over plain HTTP, no auth.
+    pub probe_listener: Option<Arc<std::net::TcpListener>>,
 }
 
 impl Default for ServiceOptions {
@@ -39,6 +43,8 @@ impl Default for ServiceOptions {
             scheduler: SchedulerSettings::default(),
             shard: Shard::default(),
             state_save_interval: std::time::Duration::from_secs(10),
+            web_config: None,
+            probe_listener: None,
         }
     }
 }
@@ -187,6 +193,10 @@ impl Service {
         options: ServiceOptions,
     ) -> Result<Service, String> {
         let shard = options.shard;
+        let protection = server::Protection::new(
+            options.web_config.clone(),
+            options.probe_listener.as_deref(),
+        )?;
         let mut scheduler_settings = options.scheduler.clone();
         let config = config::load(&config_path).map_err(|e| e.to_string())?;
         for w in &config.warnings {
@@ -356,7 +366,7 @@ impl Service {
             reload: reload.clone(),
         });
         let (stop_server, mut stopped) = tokio::sync::watch::channel(false);
-        let server_task = tokio::spawn(server::serve(listener, app, async move {
+        let server_task = tokio::spawn(server::serve_with(listener, app, protection, async move {
             let _ = stopped.changed().await;
         }));
         Ok(Service {
