@@ -130,7 +130,10 @@ async fn main() {
             eprintln!("error: {e}");
             std::process::exit(1)
         });
+    let mut max_fds = 0usize;
     while !service.store.is_ready() {
+        let fds = std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0);
+        max_fds = max_fds.max(fds);
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let wall = started.elapsed().as_secs_f64();
@@ -175,6 +178,11 @@ async fn main() {
         .unwrap_or_default();
 
     let checks = sample(&body, "mta_sts_exporter_checks_total");
+    let info_lines = body.lines().filter(|l| l.starts_with("mta_sts_domain_info{")).count();
+    let checked_lines = body
+        .lines()
+        .filter(|l| l.starts_with("mta_sts_last_check_timestamp_seconds{"))
+        .count();
     println!(
         "machine:              {} cores",
         std::thread::available_parallelism()
@@ -209,6 +217,9 @@ async fn main() {
         delta("https_requests")
     );
     println!("DNS queries:          {}", delta("dns_queries"));
+    println!("open fds (max seen):  {max_fds} (concurrency 256, per-address 4)");
+    println!("/metrics complete:    {info_lines} domain_info series, {checked_lines} last_check series, for {configured} configured{}",
+        if info_lines == configured && checked_lines == configured { " (complete)" } else { " (INCOMPLETE)" });
     println!("RSS after the pass:   {rss_after_pass} MiB (peak so far {hwm_after_pass} MiB)");
     println!(
         "peak RSS (VmHWM):     {} MiB incl. scrapes; now (VmRSS) {} MiB",
