@@ -13,7 +13,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::future::Future;
 use std::net::{Ipv4Addr, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
@@ -44,107 +44,42 @@ const HEAP_BOUND: usize = 4 * MIB;
 
 // --- SMTP
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn smtp_greeting_trickled_one_byte_per_second() {
-    let _serial = SERIAL.lock().await;
-    let lab = with_mx(SmtpBehaviour {
-        greeting: Greeting::Trickle {
-            text: "220 mx1.hostile.test ESMTP".into(),
-            interval: Duration::from_secs(1),
-        },
-        ..SmtpBehaviour::default()
-    })
-    .await;
-    let checker = checker_with(&lab, |s| {
-        s.smtp.greeting_timeout = Duration::from_millis(1500)
-    });
-    let m = measure(checker.check(D)).await;
-    let report = &m.value;
-    assert_eq!(codes(report), ["smtp_timeout"], "{:#?}", report.findings);
-    let probe = only_probe(report);
-    assert_eq!(
-        probe.outcome,
-        SmtpOutcome::Timeout {
-            phase: "greeting".into()
-        }
-    );
-    assert_eq!(probe.greeting, None);
-    // The greeting deadline covers the whole greeting: trickling cannot extend it.
-    assert!(m.elapsed >= Duration::from_millis(1400), "{m:?}");
-    m.assert_within(Duration::from_secs(10), HEAP_BOUND);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn smtp_ten_megabyte_greeting_line() {
-    let _serial = SERIAL.lock().await;
-    let lab = with_mx(SmtpBehaviour {
-        greeting: Greeting::LongLine(10 * MIB),
-        ..SmtpBehaviour::default()
-    })
-    .await;
-    let checker = checker_with(&lab, |_| {});
-    let m = measure(checker.check(D)).await;
-    let report = &m.value;
-    assert_eq!(
-        codes(report),
-        ["smtp_protocol_error"],
-        "{:#?}",
-        report.findings
-    );
-    assert_eq!(
-        only_probe(report).outcome,
-        SmtpOutcome::ProtocolError {
-            detail: "greeting: a reply line is longer than 2048 bytes".into()
-        }
-    );
-    // Reading stopped at the 2 KiB line cap: the 10 MiB line was never held.
-    m.assert_within(Duration::from_secs(10), 2 * MIB);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn smtp_endless_continuation_lines() {
-    let _serial = SERIAL.lock().await;
-    let lab = with_mx(SmtpBehaviour {
-        endless_ehlo: true,
-        ..SmtpBehaviour::default()
-    })
-    .await;
-    let checker = checker_with(&lab, |_| {});
-    let m = measure(checker.check(D)).await;
-    let report = &m.value;
-    assert_eq!(
-        codes(report),
-        ["smtp_protocol_error"],
-        "{:#?}",
-        report.findings
-    );
-    let probe = only_probe(report);
-    assert_eq!(
-        probe.outcome,
-        SmtpOutcome::ProtocolError {
-            detail: "EHLO reply: the reply has more than 128 lines".into()
-        }
-    );
-    assert_eq!(probe.starttls_offered, None);
-    m.assert_within(Duration::from_secs(10), HEAP_BOUND);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn smtp_garbage_instead_of_smtp() {
-    let _serial = SERIAL.lock().await;
-    let http = b"HTTP/1.1 400 Bad Request\r\nServer: nginx\r\n\r\n".to_vec();
-    let mut tls_record = vec![
-        0x16, 0x03, 0x01, 0x00, 0xa5, 0x01, 0x00, 0x00, 0xa1, 0x03, 0x03,
-    ];
-    tls_record.extend(noise(4000).iter().filter(|&&b| b != b'\n'));
-    let cases: [(&str, Vec<u8>, &str); 3] = [
-        ("an HTTP server", http, "greeting: malformed reply line: no three-digit reply code in \"HTTP/1.1 400 Bad Request\""),
-        ("binary without a line end", tls_record, "greeting: a reply line is longer than 2048 bytes"),
-        ("NUL bytes and a line end", b"\0\0\0\0\r\n".to_vec(), "greeting: malformed reply line: no three-digit reply code in \"\\0\\0\\0\\0\""),
-    ];
-    for (name, garbage, detail) in cases {
+#[test]
+fn smtp_greeting_trickled_one_byte_per_second() {
+    serial(async {
         let lab = with_mx(SmtpBehaviour {
-            greeting: Greeting::Garbage(garbage),
+            greeting: Greeting::Trickle {
+                text: "220 mx1.hostile.test ESMTP".into(),
+                interval: Duration::from_secs(1),
+            },
+            ..SmtpBehaviour::default()
+        })
+        .await;
+        let checker = checker_with(&lab, |s| {
+            s.smtp.greeting_timeout = Duration::from_millis(1500)
+        });
+        let m = measure(checker.check(D)).await;
+        let report = &m.value;
+        assert_eq!(codes(report), ["smtp_timeout"], "{:#?}", report.findings);
+        let probe = only_probe(report);
+        assert_eq!(
+            probe.outcome,
+            SmtpOutcome::Timeout {
+                phase: "greeting".into()
+            }
+        );
+        assert_eq!(probe.greeting, None);
+        // The greeting deadline covers the whole greeting: trickling cannot extend it.
+        assert!(m.elapsed >= Duration::from_millis(1400), "{m:?}");
+        m.assert_within(Duration::from_secs(10), HEAP_BOUND);
+    })
+}
+
+#[test]
+fn smtp_ten_megabyte_greeting_line() {
+    serial(async {
+        let lab = with_mx(SmtpBehaviour {
+            greeting: Greeting::LongLine(10 * MIB),
             ..SmtpBehaviour::default()
         })
         .await;
@@ -154,628 +89,729 @@ async fn smtp_garbage_instead_of_smtp() {
         assert_eq!(
             codes(report),
             ["smtp_protocol_error"],
-            "{name}: {:#?}",
+            "{:#?}",
             report.findings
         );
         assert_eq!(
             only_probe(report).outcome,
             SmtpOutcome::ProtocolError {
-                detail: detail.into()
-            },
-            "{name}"
+                detail: "greeting: a reply line is longer than 2048 bytes".into()
+            }
+        );
+        // Reading stopped at the 2 KiB line cap: the 10 MiB line was never held.
+        m.assert_within(Duration::from_secs(10), 2 * MIB);
+    })
+}
+
+#[test]
+fn smtp_endless_continuation_lines() {
+    serial(async {
+        let lab = with_mx(SmtpBehaviour {
+            endless_ehlo: true,
+            ..SmtpBehaviour::default()
+        })
+        .await;
+        let checker = checker_with(&lab, |_| {});
+        let m = measure(checker.check(D)).await;
+        let report = &m.value;
+        assert_eq!(
+            codes(report),
+            ["smtp_protocol_error"],
+            "{:#?}",
+            report.findings
+        );
+        let probe = only_probe(report);
+        assert_eq!(
+            probe.outcome,
+            SmtpOutcome::ProtocolError {
+                detail: "EHLO reply: the reply has more than 128 lines".into()
+            }
+        );
+        assert_eq!(probe.starttls_offered, None);
+        m.assert_within(Duration::from_secs(10), HEAP_BOUND);
+    })
+}
+
+#[test]
+fn smtp_garbage_instead_of_smtp() {
+    serial(async {
+        let http = b"HTTP/1.1 400 Bad Request\r\nServer: nginx\r\n\r\n".to_vec();
+        let mut tls_record = vec![
+            0x16, 0x03, 0x01, 0x00, 0xa5, 0x01, 0x00, 0x00, 0xa1, 0x03, 0x03,
+        ];
+        tls_record.extend(noise(4000).iter().filter(|&&b| b != b'\n'));
+        let cases: [(&str, Vec<u8>, &str); 3] = [
+        ("an HTTP server", http, "greeting: malformed reply line: no three-digit reply code in \"HTTP/1.1 400 Bad Request\""),
+        ("binary without a line end", tls_record, "greeting: a reply line is longer than 2048 bytes"),
+        ("NUL bytes and a line end", b"\0\0\0\0\r\n".to_vec(), "greeting: malformed reply line: no three-digit reply code in \"\\0\\0\\0\\0\""),
+    ];
+        for (name, garbage, detail) in cases {
+            let lab = with_mx(SmtpBehaviour {
+                greeting: Greeting::Garbage(garbage),
+                ..SmtpBehaviour::default()
+            })
+            .await;
+            let checker = checker_with(&lab, |_| {});
+            let m = measure(checker.check(D)).await;
+            let report = &m.value;
+            assert_eq!(
+                codes(report),
+                ["smtp_protocol_error"],
+                "{name}: {:#?}",
+                report.findings
+            );
+            assert_eq!(
+                only_probe(report).outcome,
+                SmtpOutcome::ProtocolError {
+                    detail: detail.into()
+                },
+                "{name}"
+            );
+            m.assert_within(Duration::from_secs(10), HEAP_BOUND);
+        }
+    })
+}
+
+#[test]
+fn smtp_tls_handshake_answered_with_random_bytes() {
+    serial(async {
+        let lab = with_mx(SmtpBehaviour {
+            tls_garbage: true,
+            ..SmtpBehaviour::default()
+        })
+        .await;
+        let checker = checker_with(&lab, |_| {});
+        let m = measure(checker.check(D)).await;
+        let report = &m.value;
+        assert_eq!(
+            codes(report),
+            ["tls_handshake_failed"],
+            "{:#?}",
+            report.findings
+        );
+        let probe = only_probe(report);
+        match &probe.outcome {
+            SmtpOutcome::Tls { failure, detail } => {
+                assert_eq!(*failure, TlsFailureKind::HandshakeFailed);
+                assert!(!detail.is_empty());
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(probe.starttls_offered, Some(true));
+        assert!(probe.tls.is_none(), "no certificate was seen");
+        m.assert_within(Duration::from_secs(10), HEAP_BOUND);
+    })
+}
+
+#[test]
+fn smtp_accepts_then_resets() {
+    serial(async {
+        // Reset once the client is surely connected and waiting for the greeting.
+        let lab = with_mx(SmtpBehaviour {
+            greeting: Greeting::ResetAfter(Duration::from_millis(200)),
+            ..SmtpBehaviour::default()
+        })
+        .await;
+        let checker = checker_with(&lab, |_| {});
+        let m = measure(checker.check(D)).await;
+        let report = &m.value;
+        assert_eq!(
+            codes(report),
+            ["smtp_protocol_error"],
+            "{:#?}",
+            report.findings
+        );
+        assert_eq!(
+            only_probe(report).outcome,
+            SmtpOutcome::ProtocolError {
+                detail: "greeting: connection error: Connection reset by peer (os error 104)"
+                    .into()
+            }
+        );
+        assert_eq!(lab.smtp[0].connections(), 1);
+        m.assert_within(Duration::from_secs(10), HEAP_BOUND);
+
+        // Reset at once: the RST can beat the end of our connect, so either is right.
+        let lab = with_mx(SmtpBehaviour {
+            greeting: Greeting::ResetAfter(Duration::ZERO),
+            ..SmtpBehaviour::default()
+        })
+        .await;
+        let checker = checker_with(&lab, |_| {});
+        let m = measure(checker.check(D)).await;
+        let report = &m.value;
+        let codes = codes(report);
+        assert!(
+            codes == ["mx_connect_failed"] || codes == ["smtp_protocol_error"],
+            "{:#?}",
+            report.findings
+        );
+        assert!(
+            report.findings[0]
+                .message
+                .contains("Connection reset by peer"),
+            "{}",
+            report.findings[0].message
         );
         m.assert_within(Duration::from_secs(10), HEAP_BOUND);
-    }
+    })
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn smtp_tls_handshake_answered_with_random_bytes() {
-    let _serial = SERIAL.lock().await;
-    let lab = with_mx(SmtpBehaviour {
-        tls_garbage: true,
-        ..SmtpBehaviour::default()
+#[test]
+fn thousand_mx_records_are_capped_at_max_mx() {
+    serial(async {
+        let builder = Lab::builder();
+        let wildcard = builder.ca.leaf(&["*.hostile.test"], Validity::Valid);
+        // The first MX gets 127.0.1.1 and a server; the other 999 share that address.
+        let lab = builder
+            .record(D, "v=STSv1; id=1;")
+            .policy(D, Reply::policy(&enforce_policy(&["*.hostile.test"])))
+            .tlsrpt(D, TLSRPT)
+            .mx(
+                D,
+                10,
+                "mx0000.hostile.test",
+                Some(SmtpBehaviour::serving(&wildcard)),
+            )
+            .dns(|mut dns| {
+                for i in 1..1000 {
+                    let host = format!("mx{i:04}.hostile.test");
+                    dns = dns.mx(D, 10, &host).a(&host, Ipv4Addr::new(127, 0, 1, 1));
+                }
+                dns
+            })
+            .start()
+            .await;
+        let checker = checker_with(&lab, |_| {});
+        let max_mx = checker.settings().max_mx;
+        assert_eq!(max_mx, 20);
+        let m = measure(checker.check(D)).await;
+        let report = &m.value;
+        assert_eq!(codes(report), ["mx_too_many"], "{:#?}", report.findings);
+        assert_eq!(
+            report.findings[0].message,
+            "the domain publishes 1000 MX records; only the 20 most preferred are checked"
+        );
+        assert_eq!(report.mx.status, MxStatus::Found);
+        assert_eq!(report.mx.hosts.len(), max_mx);
+        assert_eq!(report.mx.hosts[0].name, "mx0000.hostile.test");
+        assert_eq!(report.mx.hosts[19].name, "mx0019.hostile.test");
+        // Only the hosts kept were probed: one connection each.
+        assert_eq!(lab.smtp[0].connections(), max_mx);
+        assert_eq!(report.verdict, Verdict::EnforcedDeliverable);
+        m.assert_within(Duration::from_secs(10), HEAP_BOUND);
     })
-    .await;
-    let checker = checker_with(&lab, |_| {});
-    let m = measure(checker.check(D)).await;
-    let report = &m.value;
-    assert_eq!(
-        codes(report),
-        ["tls_handshake_failed"],
-        "{:#?}",
-        report.findings
-    );
-    let probe = only_probe(report);
-    match &probe.outcome {
-        SmtpOutcome::Tls { failure, detail } => {
-            assert_eq!(*failure, TlsFailureKind::HandshakeFailed);
-            assert!(!detail.is_empty());
-        }
-        other => panic!("{other:?}"),
-    }
-    assert_eq!(probe.starttls_offered, Some(true));
-    assert!(probe.tls.is_none(), "no certificate was seen");
-    m.assert_within(Duration::from_secs(10), HEAP_BOUND);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn smtp_accepts_then_resets() {
-    let _serial = SERIAL.lock().await;
-    // Reset once the client is surely connected and waiting for the greeting.
-    let lab = with_mx(SmtpBehaviour {
-        greeting: Greeting::ResetAfter(Duration::from_millis(200)),
-        ..SmtpBehaviour::default()
-    })
-    .await;
-    let checker = checker_with(&lab, |_| {});
-    let m = measure(checker.check(D)).await;
-    let report = &m.value;
-    assert_eq!(
-        codes(report),
-        ["smtp_protocol_error"],
-        "{:#?}",
-        report.findings
-    );
-    assert_eq!(
-        only_probe(report).outcome,
-        SmtpOutcome::ProtocolError {
-            detail: "greeting: connection error: Connection reset by peer (os error 104)".into()
-        }
-    );
-    assert_eq!(lab.smtp[0].connections(), 1);
-    m.assert_within(Duration::from_secs(10), HEAP_BOUND);
-
-    // Reset at once: the RST can beat the end of our connect, so either is right.
-    let lab = with_mx(SmtpBehaviour {
-        greeting: Greeting::ResetAfter(Duration::ZERO),
-        ..SmtpBehaviour::default()
-    })
-    .await;
-    let checker = checker_with(&lab, |_| {});
-    let m = measure(checker.check(D)).await;
-    let report = &m.value;
-    let codes = codes(report);
-    assert!(
-        codes == ["mx_connect_failed"] || codes == ["smtp_protocol_error"],
-        "{:#?}",
-        report.findings
-    );
-    assert!(
-        report.findings[0]
-            .message
-            .contains("Connection reset by peer"),
-        "{}",
-        report.findings[0].message
-    );
-    m.assert_within(Duration::from_secs(10), HEAP_BOUND);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn thousand_mx_records_are_capped_at_max_mx() {
-    let _serial = SERIAL.lock().await;
-    let builder = Lab::builder();
-    let wildcard = builder.ca.leaf(&["*.hostile.test"], Validity::Valid);
-    // The first MX gets 127.0.1.1 and a server; the other 999 share that address.
-    let lab = builder
-        .record(D, "v=STSv1; id=1;")
-        .policy(D, Reply::policy(&enforce_policy(&["*.hostile.test"])))
-        .tlsrpt(D, TLSRPT)
-        .mx(
-            D,
-            10,
-            "mx0000.hostile.test",
-            Some(SmtpBehaviour::serving(&wildcard)),
-        )
-        .dns(|mut dns| {
-            for i in 1..1000 {
-                let host = format!("mx{i:04}.hostile.test");
-                dns = dns.mx(D, 10, &host).a(&host, Ipv4Addr::new(127, 0, 1, 1));
-            }
-            dns
-        })
-        .start()
-        .await;
-    let checker = checker_with(&lab, |_| {});
-    let max_mx = checker.settings().max_mx;
-    assert_eq!(max_mx, 20);
-    let m = measure(checker.check(D)).await;
-    let report = &m.value;
-    assert_eq!(codes(report), ["mx_too_many"], "{:#?}", report.findings);
-    assert_eq!(
-        report.findings[0].message,
-        "the domain publishes 1000 MX records; only the 20 most preferred are checked"
-    );
-    assert_eq!(report.mx.status, MxStatus::Found);
-    assert_eq!(report.mx.hosts.len(), max_mx);
-    assert_eq!(report.mx.hosts[0].name, "mx0000.hostile.test");
-    assert_eq!(report.mx.hosts[19].name, "mx0019.hostile.test");
-    // Only the hosts kept were probed: one connection each.
-    assert_eq!(lab.smtp[0].connections(), max_mx);
-    assert_eq!(report.verdict, Verdict::EnforcedDeliverable);
-    m.assert_within(Duration::from_secs(10), HEAP_BOUND);
 }
 
 // --- HTTPS
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn policy_body_that_never_ends() {
-    let _serial = SERIAL.lock().await;
-    let lab = with_policy(Reply::Endless).await;
-    let checker = checker_with(&lab, |_| {});
-    let m = measure(checker.check(D)).await;
-    let report = &m.value;
-    assert_eq!(
-        codes(report),
-        ["policy_too_large"],
-        "{:#?}",
-        report.findings
-    );
-    let fetch = fetch_of(report);
-    assert_eq!(fetch.outcome, FetchOutcome::TooLarge);
-    // Stopped within one 8 KiB read past the 64 KiB cap, and nothing of it is kept.
-    assert!(
-        fetch.body_bytes > MAX_POLICY_BYTES && fetch.body_bytes <= MAX_POLICY_BYTES + 8 * 1024,
-        "{}",
-        fetch.body_bytes
-    );
-    assert_eq!(fetch.body, None);
-    m.assert_within(Duration::from_secs(10), HEAP_BOUND);
+#[test]
+fn policy_body_that_never_ends() {
+    serial(async {
+        let lab = with_policy(Reply::Endless).await;
+        let checker = checker_with(&lab, |_| {});
+        let m = measure(checker.check(D)).await;
+        let report = &m.value;
+        assert_eq!(
+            codes(report),
+            ["policy_too_large"],
+            "{:#?}",
+            report.findings
+        );
+        let fetch = fetch_of(report);
+        assert_eq!(fetch.outcome, FetchOutcome::TooLarge);
+        // Stopped within one 8 KiB read past the 64 KiB cap, and nothing of it is kept.
+        assert!(
+            fetch.body_bytes > MAX_POLICY_BYTES && fetch.body_bytes <= MAX_POLICY_BYTES + 8 * 1024,
+            "{}",
+            fetch.body_bytes
+        );
+        assert_eq!(fetch.body, None);
+        m.assert_within(Duration::from_secs(10), HEAP_BOUND);
+    })
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn policy_chunked_body_with_a_bogus_chunk_size() {
-    let _serial = SERIAL.lock().await;
-    // Twenty hex digits: more than any 64-bit size. Then a body that would parse.
-    let response = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n\
+#[test]
+fn policy_chunked_body_with_a_bogus_chunk_size() {
+    serial(async {
+        // Twenty hex digits: more than any 64-bit size. Then a body that would parse.
+        let response = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n\
                      fffffffffffffffffffff\r\nversion: STSv1\nmode: enforce\nmx: mx1.hostile.test\nmax_age: 86400\n\r\n0\r\n\r\n"
         .to_vec();
-    let (lab, server) = with_raw_policy(response, None).await;
-    let checker = checker_with(&lab, |s| s.fetch.port = server.port);
-    let m = measure(checker.check(D)).await;
-    let report = &m.value;
-    assert_eq!(
-        codes(report),
-        ["policy_http_error"],
-        "{:#?}",
-        report.findings
-    );
-    let fetch = fetch_of(report);
-    let FetchOutcome::HttpError { detail } = &fetch.outcome else {
-        panic!("{:?}", fetch.outcome);
-    };
-    assert!(detail.contains("chunk size"), "{detail}");
-    assert_eq!(fetch.status, Some(200));
-    assert_eq!(fetch.usable_body(), None);
-    assert_eq!(report.policy.policy, None);
-    m.assert_within(Duration::from_secs(10), HEAP_BOUND);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn policy_with_a_thousand_response_headers() {
-    let _serial = SERIAL.lock().await;
-    let lab = with_policy(Reply::ManyHeaders(1000)).await;
-    let checker = checker_with(&lab, |_| {});
-    let m = measure(checker.check(D)).await;
-    let report = &m.value;
-    assert_eq!(
-        codes(report),
-        ["policy_http_error"],
-        "{:#?}",
-        report.findings
-    );
-    let fetch = fetch_of(report);
-    let FetchOutcome::HttpError { detail } = &fetch.outcome else {
-        panic!("{:?}", fetch.outcome);
-    };
-    assert!(
-        detail.contains("at most 100 header fields and 16384 bytes"),
-        "{detail}"
-    );
-    assert_eq!(fetch.status, None);
-    m.assert_within(Duration::from_secs(10), HEAP_BOUND);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn policy_redirect_to_itself_is_reported_once_and_not_followed() {
-    let _serial = SERIAL.lock().await;
-    let lab = with_policy(Reply::Status(500)).await;
-    let host = format!("mta-sts.{D}");
-    let itself = format!("https://{host}:{}{POLICY_PATH}", lab.https.port());
-    lab.https.set_reply(&host, Reply::Redirect(itself.clone()));
-    let checker = checker_with(&lab, |_| {});
-    let m = measure(checker.check(D)).await;
-    let report = &m.value;
-    assert_eq!(codes(report), ["policy_redirect"], "{:#?}", report.findings);
-    let redirects = report
-        .findings
-        .iter()
-        .filter(|f| f.code == Code::PolicyRedirect)
-        .count();
-    assert_eq!(redirects, 1);
-    let fetch = fetch_of(report);
-    assert_eq!(fetch.outcome, FetchOutcome::Redirect);
-    assert_eq!(fetch.location.as_deref(), Some(itself.as_str()));
-    assert_eq!(lab.https.requests(), 1, "exactly one request");
-    assert_eq!(lab.https.connections(), 1);
-    m.assert_within(Duration::from_secs(10), HEAP_BOUND);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn policy_slowloris_headers() {
-    let _serial = SERIAL.lock().await;
-    let mut head = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Slow: ".to_vec();
-    head.extend([b'a'; 4000]);
-    let (lab, server) = with_raw_policy(head, Some(Duration::from_millis(20))).await;
-    let checker = checker_with(&lab, |s| {
-        s.fetch.port = server.port;
-        s.fetch.total_timeout = Duration::from_millis(1500);
-    });
-    let m = measure(checker.check(D)).await;
-    let report = &m.value;
-    assert_eq!(codes(report), ["policy_timeout"], "{:#?}", report.findings);
-    assert_eq!(
-        fetch_of(report).outcome,
-        FetchOutcome::Timeout {
-            phase: "headers".into()
-        }
-    );
-    assert!(m.elapsed >= Duration::from_millis(1400), "{m:?}");
-    m.assert_within(Duration::from_secs(10), HEAP_BOUND);
-    // Nothing holds the connection once the check returned: the server's writes start failing.
-    let waited = Instant::now();
-    while !server.client_gone.load(Ordering::SeqCst) {
-        assert!(
-            waited.elapsed() < Duration::from_secs(10),
-            "policy connection still open after the check"
+        let (lab, server) = with_raw_policy(response, None).await;
+        let checker = checker_with(&lab, |s| s.fetch.port = server.port);
+        let m = measure(checker.check(D)).await;
+        let report = &m.value;
+        assert_eq!(
+            codes(report),
+            ["policy_http_error"],
+            "{:#?}",
+            report.findings
         );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        let fetch = fetch_of(report);
+        let FetchOutcome::HttpError { detail } = &fetch.outcome else {
+            panic!("{:?}", fetch.outcome);
+        };
+        assert!(detail.contains("chunk size"), "{detail}");
+        assert_eq!(fetch.status, Some(200));
+        assert_eq!(fetch.usable_body(), None);
+        assert_eq!(report.policy.policy, None);
+        m.assert_within(Duration::from_secs(10), HEAP_BOUND);
+    })
+}
+
+#[test]
+fn policy_with_a_thousand_response_headers() {
+    serial(async {
+        let lab = with_policy(Reply::ManyHeaders(1000)).await;
+        let checker = checker_with(&lab, |_| {});
+        let m = measure(checker.check(D)).await;
+        let report = &m.value;
+        assert_eq!(
+            codes(report),
+            ["policy_http_error"],
+            "{:#?}",
+            report.findings
+        );
+        let fetch = fetch_of(report);
+        let FetchOutcome::HttpError { detail } = &fetch.outcome else {
+            panic!("{:?}", fetch.outcome);
+        };
+        assert!(
+            detail.contains("at most 100 header fields and 16384 bytes"),
+            "{detail}"
+        );
+        assert_eq!(fetch.status, None);
+        m.assert_within(Duration::from_secs(10), HEAP_BOUND);
+    })
+}
+
+#[test]
+fn policy_redirect_to_itself_is_reported_once_and_not_followed() {
+    serial(async {
+        let lab = with_policy(Reply::Status(500)).await;
+        let host = format!("mta-sts.{D}");
+        let itself = format!("https://{host}:{}{POLICY_PATH}", lab.https.port());
+        lab.https.set_reply(&host, Reply::Redirect(itself.clone()));
+        let checker = checker_with(&lab, |_| {});
+        let m = measure(checker.check(D)).await;
+        let report = &m.value;
+        assert_eq!(codes(report), ["policy_redirect"], "{:#?}", report.findings);
+        let redirects = report
+            .findings
+            .iter()
+            .filter(|f| f.code == Code::PolicyRedirect)
+            .count();
+        assert_eq!(redirects, 1);
+        let fetch = fetch_of(report);
+        assert_eq!(fetch.outcome, FetchOutcome::Redirect);
+        assert_eq!(fetch.location.as_deref(), Some(itself.as_str()));
+        assert_eq!(lab.https.requests(), 1, "exactly one request");
+        assert_eq!(lab.https.connections(), 1);
+        m.assert_within(Duration::from_secs(10), HEAP_BOUND);
+    })
+}
+
+#[test]
+fn policy_slowloris_headers() {
+    serial(async {
+        let mut head = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Slow: ".to_vec();
+        head.extend([b'a'; 4000]);
+        let (lab, server) = with_raw_policy(head, Some(Duration::from_millis(20))).await;
+        let checker = checker_with(&lab, |s| {
+            s.fetch.port = server.port;
+            s.fetch.total_timeout = Duration::from_millis(1500);
+        });
+        let m = measure(checker.check(D)).await;
+        let report = &m.value;
+        assert_eq!(codes(report), ["policy_timeout"], "{:#?}", report.findings);
+        assert_eq!(
+            fetch_of(report).outcome,
+            FetchOutcome::Timeout {
+                phase: "headers".into()
+            }
+        );
+        assert!(m.elapsed >= Duration::from_millis(1400), "{m:?}");
+        m.assert_within(Duration::from_secs(10), HEAP_BOUND);
+        // Nothing holds the connection once the check returned: the server's writes start failing.
+        let waited = Instant::now();
+        while !server.client_gone.load(Ordering::SeqCst) {
+            assert!(
+                waited.elapsed() < Duration::from_secs(10),
+                "policy connection still open after the check"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
 }
 
 // --- DNS
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dns_servfail() {
-    let _serial = SERIAL.lock().await;
-    let lab = Lab::builder()
-        .dns(|d| d.servfail(&format!("_mta-sts.{D}")).servfail(D))
-        .policy(D, Reply::policy(&enforce_policy(&[MX])))
-        .tlsrpt(D, TLSRPT)
-        .start()
-        .await;
-    let checker = checker_with(&lab, |_| {});
-    let m = measure(checker.check(D)).await;
-    let report = &m.value;
-    assert_eq!(
-        codes(report),
-        ["mx_lookup_failed", "sts_record_lookup_failed"],
-        "{:#?}",
-        report.findings
-    );
-    for finding in &report.findings {
-        assert!(finding.message.contains("SERVFAIL"), "{}", finding.message);
-    }
-    assert_eq!(report.record.status, RecordStatus::LookupFailed);
-    assert_eq!(report.mx.status, MxStatus::LookupFailed);
-    // SERVFAIL is not "no record": the verdict says we cannot tell.
-    assert_eq!(report.verdict, Verdict::Undetermined);
-    m.assert_within(Duration::from_secs(10), HEAP_BOUND);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dns_resolver_that_never_answers() {
-    let _serial = SERIAL.lock().await;
-    // A UDP socket nobody reads: every query goes unanswered.
-    let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let lab = Lab::builder().start().await;
-    let checker = checker_with(&lab, |s| {
-        s.resolver = ResolverSettings {
-            server: Some(silent.local_addr().unwrap()),
-            timeout: Duration::from_millis(500),
-            attempts: 2,
-        }
-    });
-    let m = measure(checker.check(D)).await;
-    let report = &m.value;
-    assert_eq!(
-        codes(report),
-        [
-            "mx_lookup_failed",
-            "policy_host_lookup_failed",
-            "sts_record_lookup_failed",
-            "tlsrpt_lookup_failed"
-        ],
-        "{:#?}",
-        report.findings
-    );
-    for finding in &report.findings {
-        assert!(finding.message.contains("timed out"), "{}", finding.message);
-    }
-    assert_eq!(report.verdict, Verdict::Undetermined);
-    // Two rounds of lookups (records and MX, then the policy host), each two tries of 0.5 s.
-    assert!(m.elapsed >= Duration::from_millis(900), "{m:?}");
-    m.assert_within(Duration::from_secs(10), HEAP_BOUND);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dns_txt_record_of_thousands_of_strings() {
-    let _serial = SERIAL.lock().await;
-    let mut strings = vec!["v=STSv1; id="];
-    strings.extend(std::iter::repeat_n("0123456789", 3000));
-    let name = format!("_mta-sts.{D}");
-    let lab = Lab::builder()
-        .dns(|d| d.txt_strings(&name, &strings))
-        .policy(D, Reply::policy(&enforce_policy(&[MX])))
-        .good_mx(D, 10, MX)
-        .tlsrpt(D, TLSRPT)
-        .start()
-        .await;
-    let checker = checker_with(&lab, |_| {});
-    let m = measure(checker.check(D)).await;
-    let report = &m.value;
-    assert_eq!(
-        codes(report),
-        ["sts_record_invalid"],
-        "{:#?}",
-        report.findings
-    );
-    assert_eq!(report.record.status, RecordStatus::Invalid);
-    assert_eq!(report.verdict, Verdict::NoPolicy);
-    // The strings are joined into one 30 KB record, kept as the DNS answer held it (a DNS
-    // message is at most 64 KiB), but the finding quotes only its start.
-    assert_eq!(report.record.records.len(), 1);
-    assert_eq!(report.record.records[0].len(), 12 + 3000 * 10);
-    assert!(
-        report.findings[0].message.len() < 1024,
-        "{}",
-        report.findings[0].message
-    );
-    m.assert_within(Duration::from_secs(10), HEAP_BOUND);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dns_cname_loops() {
-    let _serial = SERIAL.lock().await;
-    let name = format!("_mta-sts.{D}");
-    let lab = Lab::builder()
-        .dns(|d| {
-            d.cname(&name, "a.loop.test")
-                .cname("a.loop.test", "b.loop.test")
-                .cname("b.loop.test", &name)
-                // The policy host is an alias of itself.
-                .cname(&format!("mta-sts.{D}"), &format!("mta-sts.{D}"))
-        })
-        .good_mx(D, 10, MX)
-        .tlsrpt(D, TLSRPT)
-        .start()
-        .await;
-    let checker = checker_with(&lab, |_| {});
-    let m = measure(checker.check(D)).await;
-    let report = &m.value;
-    assert_eq!(
-        codes(report),
-        ["sts_record_missing"],
-        "{:#?}",
-        report.findings
-    );
-    assert_eq!(report.record.status, RecordStatus::Missing);
-    assert_eq!(report.verdict, Verdict::NoPolicy);
-    m.assert_within(Duration::from_secs(10), HEAP_BOUND);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dns_answers_for_the_wrong_name_are_ignored() {
-    let _serial = SERIAL.lock().await;
-    let lab = with_mx_leaf(|b, leaf| {
-        b.record(D, "v=STSv1; id=1;")
+#[test]
+fn dns_servfail() {
+    serial(async {
+        let lab = Lab::builder()
+            .dns(|d| d.servfail(&format!("_mta-sts.{D}")).servfail(D))
             .policy(D, Reply::policy(&enforce_policy(&[MX])))
             .tlsrpt(D, TLSRPT)
-            .mx(D, 10, MX, Some(SmtpBehaviour::serving(leaf)))
-            // The server answers these names with records owned by other names.
-            .dns(|d| {
-                d.wrong_owner(&format!("_mta-sts.{D}"), "_mta-sts.other.test")
-                    .wrong_owner(MX, "mx1.other.test")
-            })
+            .start()
+            .await;
+        let checker = checker_with(&lab, |_| {});
+        let m = measure(checker.check(D)).await;
+        let report = &m.value;
+        assert_eq!(
+            codes(report),
+            ["mx_lookup_failed", "sts_record_lookup_failed"],
+            "{:#?}",
+            report.findings
+        );
+        for finding in &report.findings {
+            assert!(finding.message.contains("SERVFAIL"), "{}", finding.message);
+        }
+        assert_eq!(report.record.status, RecordStatus::LookupFailed);
+        assert_eq!(report.mx.status, MxStatus::LookupFailed);
+        // SERVFAIL is not "no record": the verdict says we cannot tell.
+        assert_eq!(report.verdict, Verdict::Undetermined);
+        m.assert_within(Duration::from_secs(10), HEAP_BOUND);
     })
-    .await;
-    let checker = checker_with(&lab, |_| {});
-    let m = measure(checker.check(D)).await;
-    let report = &m.value;
-    // The policy is still served: without a record, that is worth a warning.
-    assert_eq!(
-        codes(report),
-        [
-            "mx_no_address",
-            "policy_without_record",
-            "sts_record_missing"
-        ],
-        "{:#?}",
-        report.findings
-    );
-    assert_eq!(report.record.status, RecordStatus::Missing);
-    assert!(report.record.records.is_empty());
-    assert!(report.mx.hosts[0].addresses.is_empty());
-    assert_eq!(
-        lab.smtp[0].connections(),
-        0,
-        "nothing probed at a spoofed address"
-    );
-    m.assert_within(Duration::from_secs(10), HEAP_BOUND);
+}
+
+#[test]
+fn dns_resolver_that_never_answers() {
+    serial(async {
+        // A UDP socket nobody reads: every query goes unanswered.
+        let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let lab = Lab::builder().start().await;
+        let checker = checker_with(&lab, |s| {
+            s.resolver = ResolverSettings {
+                server: Some(silent.local_addr().unwrap()),
+                timeout: Duration::from_millis(500),
+                attempts: 2,
+            }
+        });
+        let m = measure(checker.check(D)).await;
+        let report = &m.value;
+        assert_eq!(
+            codes(report),
+            [
+                "mx_lookup_failed",
+                "policy_host_lookup_failed",
+                "sts_record_lookup_failed",
+                "tlsrpt_lookup_failed"
+            ],
+            "{:#?}",
+            report.findings
+        );
+        for finding in &report.findings {
+            assert!(finding.message.contains("timed out"), "{}", finding.message);
+        }
+        assert_eq!(report.verdict, Verdict::Undetermined);
+        // Two rounds of lookups (records and MX, then the policy host), each two tries of 0.5 s.
+        assert!(m.elapsed >= Duration::from_millis(900), "{m:?}");
+        m.assert_within(Duration::from_secs(10), HEAP_BOUND);
+    })
+}
+
+#[test]
+fn dns_txt_record_of_thousands_of_strings() {
+    serial(async {
+        let mut strings = vec!["v=STSv1; id="];
+        strings.extend(std::iter::repeat_n("0123456789", 3000));
+        let name = format!("_mta-sts.{D}");
+        let lab = Lab::builder()
+            .dns(|d| d.txt_strings(&name, &strings))
+            .policy(D, Reply::policy(&enforce_policy(&[MX])))
+            .good_mx(D, 10, MX)
+            .tlsrpt(D, TLSRPT)
+            .start()
+            .await;
+        let checker = checker_with(&lab, |_| {});
+        let m = measure(checker.check(D)).await;
+        let report = &m.value;
+        assert_eq!(
+            codes(report),
+            ["sts_record_invalid"],
+            "{:#?}",
+            report.findings
+        );
+        assert_eq!(report.record.status, RecordStatus::Invalid);
+        assert_eq!(report.verdict, Verdict::NoPolicy);
+        // The strings are joined into one 30 KB record, kept as the DNS answer held it (a DNS
+        // message is at most 64 KiB), but the finding quotes only its start.
+        assert_eq!(report.record.records.len(), 1);
+        assert_eq!(report.record.records[0].len(), 12 + 3000 * 10);
+        assert!(
+            report.findings[0].message.len() < 1024,
+            "{}",
+            report.findings[0].message
+        );
+        m.assert_within(Duration::from_secs(10), HEAP_BOUND);
+    })
+}
+
+#[test]
+fn dns_cname_loops() {
+    serial(async {
+        let name = format!("_mta-sts.{D}");
+        let lab = Lab::builder()
+            .dns(|d| {
+                d.cname(&name, "a.loop.test")
+                    .cname("a.loop.test", "b.loop.test")
+                    .cname("b.loop.test", &name)
+                    // The policy host is an alias of itself.
+                    .cname(&format!("mta-sts.{D}"), &format!("mta-sts.{D}"))
+            })
+            .good_mx(D, 10, MX)
+            .tlsrpt(D, TLSRPT)
+            .start()
+            .await;
+        let checker = checker_with(&lab, |_| {});
+        let m = measure(checker.check(D)).await;
+        let report = &m.value;
+        assert_eq!(
+            codes(report),
+            ["sts_record_missing"],
+            "{:#?}",
+            report.findings
+        );
+        assert_eq!(report.record.status, RecordStatus::Missing);
+        assert_eq!(report.verdict, Verdict::NoPolicy);
+        m.assert_within(Duration::from_secs(10), HEAP_BOUND);
+    })
+}
+
+#[test]
+fn dns_answers_for_the_wrong_name_are_ignored() {
+    serial(async {
+        let lab = with_mx_leaf(|b, leaf| {
+            b.record(D, "v=STSv1; id=1;")
+                .policy(D, Reply::policy(&enforce_policy(&[MX])))
+                .tlsrpt(D, TLSRPT)
+                .mx(D, 10, MX, Some(SmtpBehaviour::serving(leaf)))
+                // The server answers these names with records owned by other names.
+                .dns(|d| {
+                    d.wrong_owner(&format!("_mta-sts.{D}"), "_mta-sts.other.test")
+                        .wrong_owner(MX, "mx1.other.test")
+                })
+        })
+        .await;
+        let checker = checker_with(&lab, |_| {});
+        let m = measure(checker.check(D)).await;
+        let report = &m.value;
+        // The policy is still served: without a record, that is worth a warning.
+        assert_eq!(
+            codes(report),
+            [
+                "mx_no_address",
+                "policy_without_record",
+                "sts_record_missing"
+            ],
+            "{:#?}",
+            report.findings
+        );
+        assert_eq!(report.record.status, RecordStatus::Missing);
+        assert!(report.record.records.is_empty());
+        assert!(report.mx.hosts[0].addresses.is_empty());
+        assert_eq!(
+            lab.smtp[0].connections(),
+            0,
+            "nothing probed at a spoofed address"
+        );
+        m.assert_within(Duration::from_secs(10), HEAP_BOUND);
+    })
 }
 
 // --- one hostile domain does not stall another
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hostile_domains_do_not_stall_a_healthy_one() {
-    let _serial = SERIAL.lock().await;
-    let slow = ["slow-smtp.test", "slow-policy.test", "slow-dns.test"];
-    let lab = Lab::builder()
-        .healthy(HEALTHY)
-        // An MX that trickles its greeting.
-        .record(slow[0], "v=STSv1; id=1;")
-        .policy(
-            slow[0],
-            Reply::policy(&enforce_policy(&["mx1.slow-smtp.test"])),
-        )
-        .tlsrpt(slow[0], TLSRPT)
-        .mx(
-            slow[0],
-            10,
-            "mx1.slow-smtp.test",
-            Some(SmtpBehaviour {
-                greeting: Greeting::Trickle {
-                    text: "220 slow".into(),
-                    interval: Duration::from_secs(1),
-                },
-                ..SmtpBehaviour::default()
-            }),
-        )
-        // A policy body that trickles.
-        .record(slow[1], "v=STSv1; id=1;")
-        .policy(
-            slow[1],
-            Reply::Trickle {
-                interval: Duration::from_millis(100),
-            },
-        )
-        .good_mx(slow[1], 10, "mx1.slow-policy.test")
-        .tlsrpt(slow[1], TLSRPT)
-        // Names nobody answers for.
-        .dns(|d| d.silent(slow[2]).silent(&format!("_mta-sts.{}", slow[2])))
-        .start()
-        .await;
-    let checker = checker_with(&lab, |s| {
-        s.smtp.greeting_timeout = Duration::from_secs(2);
-        s.fetch.total_timeout = Duration::from_secs(2);
-        s.resolver.timeout = Duration::from_secs(1);
-        s.resolver.attempts = 2;
-    });
-
-    let timed = |domain: &'static str| {
-        let checker = checker.clone();
-        async move {
-            let started = Instant::now();
-            let report = checker.check(domain).await;
-            (report, started.elapsed())
-        }
-    };
-    let (healthy, smtp, policy, dns) = tokio::join!(
-        timed(HEALTHY),
-        timed(slow[0]),
-        timed(slow[1]),
-        timed(slow[2])
-    );
-
-    assert_eq!(codes(&smtp.0), ["smtp_timeout"], "{:#?}", smtp.0.findings);
-    assert_eq!(
-        codes(&policy.0),
-        ["policy_timeout"],
-        "{:#?}",
-        policy.0.findings
-    );
-    assert_eq!(
-        codes(&dns.0),
-        [
-            "mx_lookup_failed",
-            "policy_host_unresolvable",
-            "sts_record_lookup_failed",
-            "tlsrpt_missing"
-        ],
-        "{:#?}",
-        dns.0.findings
-    );
-    for (report, elapsed) in [&smtp, &policy, &dns] {
-        // Each hostile domain took its full deadline, and no more.
-        assert!(
-            *elapsed >= Duration::from_millis(1900) && *elapsed < Duration::from_secs(10),
-            "{}: {elapsed:?}",
-            report.domain
-        );
-    }
-    assert_eq!(
-        codes(&healthy.0),
-        Vec::<&str>::new(),
-        "{:#?}",
-        healthy.0.findings
-    );
-    assert_eq!(healthy.0.verdict, Verdict::EnforcedDeliverable);
-    assert!(
-        healthy.1 < Duration::from_millis(1500),
-        "the healthy domain took {:?} next to hostile ones",
-        healthy.1
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn many_hostile_mx_hosts_do_not_stall_a_healthy_domain() {
-    let _serial = SERIAL.lock().await;
-    // Twenty domains, each with an MX that never greets, checked at once with a healthy one.
-    let mut builder = Lab::builder().healthy(HEALTHY);
-    let domains: Vec<String> = (0..20).map(|i| format!("never{i}.test")).collect();
-    for domain in &domains {
-        let mx = format!("mx1.{domain}");
-        builder = builder
-            .record(domain, "v=STSv1; id=1;")
-            .policy(domain, Reply::policy(&enforce_policy(&[&mx])))
-            .tlsrpt(domain, TLSRPT)
+#[test]
+fn hostile_domains_do_not_stall_a_healthy_one() {
+    serial(async {
+        let slow = ["slow-smtp.test", "slow-policy.test", "slow-dns.test"];
+        let lab = Lab::builder()
+            .healthy(HEALTHY)
+            // An MX that trickles its greeting.
+            .record(slow[0], "v=STSv1; id=1;")
+            .policy(
+                slow[0],
+                Reply::policy(&enforce_policy(&["mx1.slow-smtp.test"])),
+            )
+            .tlsrpt(slow[0], TLSRPT)
             .mx(
-                domain,
+                slow[0],
                 10,
-                &mx,
+                "mx1.slow-smtp.test",
                 Some(SmtpBehaviour {
-                    greeting: Greeting::Never,
+                    greeting: Greeting::Trickle {
+                        text: "220 slow".into(),
+                        interval: Duration::from_secs(1),
+                    },
                     ..SmtpBehaviour::default()
                 }),
+            )
+            // A policy body that trickles.
+            .record(slow[1], "v=STSv1; id=1;")
+            .policy(
+                slow[1],
+                Reply::Trickle {
+                    interval: Duration::from_millis(100),
+                },
+            )
+            .good_mx(slow[1], 10, "mx1.slow-policy.test")
+            .tlsrpt(slow[1], TLSRPT)
+            // Names nobody answers for.
+            .dns(|d| d.silent(slow[2]).silent(&format!("_mta-sts.{}", slow[2])))
+            .start()
+            .await;
+        let checker = checker_with(&lab, |s| {
+            s.smtp.greeting_timeout = Duration::from_secs(2);
+            s.fetch.total_timeout = Duration::from_secs(2);
+            s.resolver.timeout = Duration::from_secs(1);
+            s.resolver.attempts = 2;
+        });
+
+        let timed = |domain: &'static str| {
+            let checker = checker.clone();
+            async move {
+                let started = Instant::now();
+                let report = checker.check(domain).await;
+                (report, started.elapsed())
+            }
+        };
+        let (healthy, smtp, policy, dns) = tokio::join!(
+            timed(HEALTHY),
+            timed(slow[0]),
+            timed(slow[1]),
+            timed(slow[2])
+        );
+
+        assert_eq!(codes(&smtp.0), ["smtp_timeout"], "{:#?}", smtp.0.findings);
+        assert_eq!(
+            codes(&policy.0),
+            ["policy_timeout"],
+            "{:#?}",
+            policy.0.findings
+        );
+        assert_eq!(
+            codes(&dns.0),
+            [
+                "mx_lookup_failed",
+                "policy_host_unresolvable",
+                "sts_record_lookup_failed",
+                "tlsrpt_missing"
+            ],
+            "{:#?}",
+            dns.0.findings
+        );
+        for (report, elapsed) in [&smtp, &policy, &dns] {
+            // Each hostile domain took its full deadline, and no more.
+            assert!(
+                *elapsed >= Duration::from_millis(1900) && *elapsed < Duration::from_secs(10),
+                "{}: {elapsed:?}",
+                report.domain
             );
-    }
-    let lab = builder.start().await;
-    let checker = checker_with(&lab, |s| s.smtp.greeting_timeout = Duration::from_secs(2));
-    let hostile = join_all(domains.iter().map(|d| {
-        let checker = checker.clone();
-        let d = d.clone();
-        async move { checker.check(&d).await }
-    }));
-    let healthy = async {
-        let started = Instant::now();
-        let report = checker.check(HEALTHY).await;
-        (report, started.elapsed())
-    };
-    let m = measure(async { tokio::join!(hostile, healthy) }).await;
-    let (reports, (healthy, healthy_elapsed)) = &m.value;
-    for report in reports {
-        assert_eq!(codes(report), ["smtp_timeout"], "{:#?}", report.findings);
-    }
-    assert_eq!(
-        codes(healthy),
-        Vec::<&str>::new(),
-        "{:#?}",
-        healthy.findings
-    );
-    assert!(
-        *healthy_elapsed < Duration::from_millis(1500),
-        "the healthy domain took {healthy_elapsed:?} next to 20 hostile ones"
-    );
-    assert!(m.elapsed >= Duration::from_millis(1900), "{m:?}");
-    m.assert_within(Duration::from_secs(10), 32 * MIB);
+        }
+        assert_eq!(
+            codes(&healthy.0),
+            Vec::<&str>::new(),
+            "{:#?}",
+            healthy.0.findings
+        );
+        assert_eq!(healthy.0.verdict, Verdict::EnforcedDeliverable);
+        assert!(
+            healthy.1 < Duration::from_millis(1500),
+            "the healthy domain took {:?} next to hostile ones",
+            healthy.1
+        );
+    })
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_heap_measure_sees_what_a_case_holds() {
-    let _serial = SERIAL.lock().await;
-    let m = measure(async {
-        let held = vec![1u8; 10 * MIB];
-        tokio::task::yield_now().await;
-        held.iter().map(|&b| usize::from(b)).sum::<usize>()
+#[test]
+fn many_hostile_mx_hosts_do_not_stall_a_healthy_domain() {
+    serial(async {
+        // Twenty domains, each with an MX that never greets, checked at once with a healthy one.
+        let mut builder = Lab::builder().healthy(HEALTHY);
+        let domains: Vec<String> = (0..20).map(|i| format!("never{i}.test")).collect();
+        for domain in &domains {
+            let mx = format!("mx1.{domain}");
+            builder = builder
+                .record(domain, "v=STSv1; id=1;")
+                .policy(domain, Reply::policy(&enforce_policy(&[&mx])))
+                .tlsrpt(domain, TLSRPT)
+                .mx(
+                    domain,
+                    10,
+                    &mx,
+                    Some(SmtpBehaviour {
+                        greeting: Greeting::Never,
+                        ..SmtpBehaviour::default()
+                    }),
+                );
+        }
+        let lab = builder.start().await;
+        let checker = checker_with(&lab, |s| s.smtp.greeting_timeout = Duration::from_secs(2));
+        let hostile = join_all(domains.iter().map(|d| {
+            let checker = checker.clone();
+            let d = d.clone();
+            async move { checker.check(&d).await }
+        }));
+        let healthy = async {
+            let started = Instant::now();
+            let report = checker.check(HEALTHY).await;
+            (report, started.elapsed())
+        };
+        let m = measure(async { tokio::join!(hostile, healthy) }).await;
+        let (reports, (healthy, healthy_elapsed)) = &m.value;
+        for report in reports {
+            assert_eq!(codes(report), ["smtp_timeout"], "{:#?}", report.findings);
+        }
+        assert_eq!(
+            codes(healthy),
+            Vec::<&str>::new(),
+            "{:#?}",
+            healthy.findings
+        );
+        assert!(
+            *healthy_elapsed < Duration::from_millis(1500),
+            "the healthy domain took {healthy_elapsed:?} next to 20 hostile ones"
+        );
+        assert!(m.elapsed >= Duration::from_millis(1900), "{m:?}");
+        m.assert_within(Duration::from_secs(10), 32 * MIB);
     })
-    .await;
-    assert_eq!(m.value, 10 * MIB);
-    assert!(m.heap_peak_growth >= 10 * MIB, "{m:?}");
+}
+
+#[test]
+fn the_heap_measure_sees_what_a_case_holds() {
+    serial(async {
+        let m = measure(async {
+            let held = vec![1u8; 10 * MIB];
+            tokio::task::yield_now().await;
+            held.iter().map(|&b| usize::from(b)).sum::<usize>()
+        })
+        .await;
+        assert_eq!(m.value, 10 * MIB);
+        assert!(m.heap_peak_growth >= 10 * MIB, "{m:?}");
+    })
 }
 
 // --- helpers
 
-/// Hostile cases run one at a time, so the heap peak measured is the case's own.
-static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+/// Runs one case on its own runtime, one case at a time, and drops the runtime (and with it
+/// every fake server and leftover task) before the next case starts: the heap peak measured is
+/// the case's own.
+fn serial<F: Future>(case: F) -> F::Output {
+    static SERIAL: Mutex<()> = Mutex::new(());
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let output = runtime.block_on(case);
+    runtime.shutdown_timeout(Duration::from_secs(10));
+    output
+}
 
 /// A lab where `D` is fine except its one MX, which behaves as `behaviour`.
 async fn with_mx(behaviour: SmtpBehaviour) -> Lab {
