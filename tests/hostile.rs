@@ -894,6 +894,62 @@ fn mx_names_sharing_one_tarpit_address_queue_for_it() {
     })
 }
 
+// --- hostile clients of our own port
+
+/// Whoever reaches the exporter's port opens connections until the process runs out of file
+/// descriptors. The exporter must not spin: accept fails with EMFILE at once, again and again.
+#[test]
+#[ignore = "bug: server::serve retries a failed accept at once (`let Ok(..) = accepted else { \
+            continue }`), so once file descriptors run out (EMFILE) it spins a core at 100% \
+            until connections close"]
+fn running_out_of_file_descriptors_does_not_spin() {
+    serial(async {
+        let dir = support::http::TempDir::new("hostile-fds");
+        let config = dir.path("config.yml");
+        // Nothing is checked during the test: the first check is up to a minute away.
+        std::fs::write(
+            &config,
+            "global:\n  dns: { server: \"127.0.0.1:9\", timeout: 100ms, attempts: 1 }\ndomains: [example.test]\n",
+        )
+        .unwrap();
+        let mut exporter = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "ulimit -n 64 && exec {} --config.file {} --web.listen-address 127.0.0.1:0",
+                env!("CARGO_BIN_EXE_mta-sts-exporter"),
+                config.display()
+            ))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let addr = listening_address(exporter.stderr.take().unwrap());
+        let pid = exporter.id();
+
+        // Hold more connections than the process has descriptors.
+        let held: Vec<std::net::TcpStream> = (0..100)
+            .filter_map(|_| std::net::TcpStream::connect(addr).ok())
+            .collect();
+        assert!(held.len() > 64, "{} connections", held.len());
+        std::thread::sleep(Duration::from_millis(300));
+        let before = cpu_ticks(pid);
+        std::thread::sleep(Duration::from_secs(2));
+        let busy = Duration::from_millis((cpu_ticks(pid) - before) * 10);
+        let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count());
+        assert!(
+            fds >= 64,
+            "the exporter has {fds} descriptors: not out of them"
+        );
+        drop(held);
+        let _ = exporter.kill();
+        let _ = exporter.wait();
+        assert!(
+            busy < Duration::from_millis(500),
+            "the exporter used {busy:?} of CPU in 2 s while out of file descriptors"
+        );
+    })
+}
+
 #[test]
 fn the_heap_measure_sees_what_a_case_holds() {
     serial(async {
@@ -1146,6 +1202,37 @@ async fn raw_tls_server(leaf: &Leaf, bytes: Vec<u8>, trickle: Option<Duration>) 
         }
     });
     RawServer { port, client_gone }
+}
+
+/// Reads the exporter's log until it says where it listens, and drains it after that (a
+/// closed pipe would end the exporter at its next log line).
+fn listening_address(stderr: std::process::ChildStderr) -> std::net::SocketAddr {
+    use std::io::BufRead;
+    let (found, address) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines() {
+            let Ok(line) = line else { return };
+            if !line.contains("msg=listening") {
+                continue;
+            }
+            if let Some(rest) = line.split("address=").nth(1) {
+                let text = rest.split_whitespace().next().unwrap_or_default();
+                let _ = found.send(text.trim_matches('"').parse().expect("listen address"));
+            }
+        }
+    });
+    address
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the exporter did not say where it listens")
+}
+
+/// User plus system CPU time of a process, in clock ticks (1/100 s on Linux).
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("process stat");
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let after = stat.rsplit_once(") ").expect("stat format").1;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
 }
 
 /// Deterministic noise (xorshift).
