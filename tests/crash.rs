@@ -64,7 +64,7 @@ fn sigkill_while_saving_leaves_the_old_or_the_new_file() {
     write_atomically(&path, &version(last_seq)).unwrap();
     for round in 0..KILLS {
         let before = inode(&path);
-        let mut child = spawn_writer(&path, &shapes, last_seq + 1);
+        let mut child = KillOnDrop(spawn_writer(&path, &shapes, last_seq + 1));
         // Wait until the child has completed a save of its own (a rename brings a new inode),
         // then let it run on for a random while, and kill it wherever it is.
         let started = Instant::now();
@@ -73,14 +73,14 @@ fn sigkill_while_saving_leaves_the_old_or_the_new_file() {
                 started.elapsed() < Duration::from_secs(30),
                 "round {round}: the child never saved"
             );
-            if let Some(status) = child.try_wait().unwrap() {
+            if let Some(status) = child.0.try_wait().unwrap() {
                 panic!("round {round}: the child exited: {status}");
             }
             std::thread::sleep(Duration::from_millis(1));
         }
         std::thread::sleep(Duration::from_micros(random.below(40_000)));
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
+        child.0.kill().unwrap(); // SIGKILL
+        child.0.wait().unwrap();
 
         // The file is exactly one complete version, no older than the last one seen.
         let bytes = std::fs::read(&path).unwrap();
@@ -382,6 +382,17 @@ fn spawn_writer(path: &Path, shapes: &Path, first_seq: u64) -> Child {
         .stderr(Stdio::null())
         .spawn()
         .unwrap()
+}
+
+/// A child killed (SIGKILL) and reaped when dropped, so a failing round leaves no writer
+/// running.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// Temporary files of saves (`.<name>.tmp.<pid>`) in `dir`.

@@ -915,19 +915,21 @@ fn running_out_of_file_descriptors_does_not_spin() {
             "global:\n  dns: { server: \"127.0.0.1:9\", timeout: 100ms, attempts: 1 }\ndomains: [example.test]\n",
         )
         .unwrap();
-        let mut exporter = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(format!(
-                "ulimit -n 64 && exec {} --config.file {} --web.listen-address 127.0.0.1:0",
-                env!("CARGO_BIN_EXE_mta-sts-exporter"),
-                config.display()
-            ))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let addr = listening_address(exporter.stderr.take().unwrap());
-        let pid = exporter.id();
+        let mut exporter = KillOnDrop(
+            std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!(
+                    "ulimit -n 64 && exec {} --config.file {} --web.listen-address 127.0.0.1:0",
+                    env!("CARGO_BIN_EXE_mta-sts-exporter"),
+                    config.display()
+                ))
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap(),
+        );
+        let addr = listening_address(exporter.0.stderr.take().unwrap());
+        let pid = exporter.0.id();
 
         // Hold more connections than the process has descriptors.
         let held: Vec<std::net::TcpStream> = (0..100)
@@ -944,8 +946,7 @@ fn running_out_of_file_descriptors_does_not_spin() {
             "the exporter has {fds} descriptors: not out of them"
         );
         drop(held);
-        let _ = exporter.kill();
-        let _ = exporter.wait();
+        drop(exporter);
         assert!(
             busy < Duration::from_millis(500),
             "the exporter used {busy:?} of CPU in 2 s while out of file descriptors"
@@ -1205,6 +1206,16 @@ async fn raw_tls_server(leaf: &Leaf, bytes: Vec<u8>, trickle: Option<Duration>) 
         }
     });
     RawServer { port, client_gone }
+}
+
+/// A child process killed (SIGKILL) and reaped when dropped, even by a failing assertion.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// Reads the exporter's log until it says where it listens, and drains it after that (a
