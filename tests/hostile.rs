@@ -2,7 +2,10 @@
 //! misbehave is a case here. Each case pins the exact finding, that the whole check ends within
 //! its deadline, and that memory stays bounded, both by what the report says was read and by the
 //! peak heap the case needed (a counting allocator; the cases run one at a time so the peak is
-//! theirs). The last cases run a healthy domain next to hostile ones and show it is not slowed.
+//! theirs). Then: a healthy domain checked next to hostile ones is not slowed; the address
+//! guard against DNS that points inside the network; a tarpit shared by many MX names; and a
+//! client of our own port that exhausts file descriptors. Cases that expose a bug in `src/` are
+//! `#[ignore = "bug: ..."]` until it is fixed.
 //!
 //! Deadlines are short (1–2 s) and time bounds generous (< 10 s), so the catalogue stays fast
 //! and does not flake on a busy machine.
@@ -13,15 +16,17 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::future::Future;
 use std::net::{Ipv4Addr, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
 use mta_sts_exporter::check::{CheckSettings, Checker};
 use mta_sts_exporter::finding::Code;
+use mta_sts_exporter::probe::cache::ProbeCache;
 use mta_sts_exporter::probe::dns::ResolverSettings;
 use mta_sts_exporter::probe::https::{FetchOutcome, PolicyFetch, MAX_POLICY_BYTES, POLICY_PATH};
 use mta_sts_exporter::probe::smtp::{SmtpOutcome, SmtpProbe};
+use mta_sts_exporter::probe::target::AddressPolicy;
 use mta_sts_exporter::probe::tls::TlsFailureKind;
 use mta_sts_exporter::report::{DomainReport, MxStatus, RecordStatus, Verdict};
 use support::certs::{Leaf, Validity};
@@ -44,107 +49,42 @@ const HEAP_BOUND: usize = 4 * MIB;
 
 // --- SMTP
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn smtp_greeting_trickled_one_byte_per_second() {
-    let _serial = SERIAL.lock().await;
-    let lab = with_mx(SmtpBehaviour {
-        greeting: Greeting::Trickle {
-            text: "220 mx1.hostile.test ESMTP".into(),
-            interval: Duration::from_secs(1),
-        },
-        ..SmtpBehaviour::default()
-    })
-    .await;
-    let checker = checker_with(&lab, |s| {
-        s.smtp.greeting_timeout = Duration::from_millis(1500)
-    });
-    let m = measure(checker.check(D)).await;
-    let report = &m.value;
-    assert_eq!(codes(report), ["smtp_timeout"], "{:#?}", report.findings);
-    let probe = only_probe(report);
-    assert_eq!(
-        probe.outcome,
-        SmtpOutcome::Timeout {
-            phase: "greeting".into()
-        }
-    );
-    assert_eq!(probe.greeting, None);
-    // The greeting deadline covers the whole greeting: trickling cannot extend it.
-    assert!(m.elapsed >= Duration::from_millis(1400), "{m:?}");
-    m.assert_within(Duration::from_secs(10), HEAP_BOUND);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn smtp_ten_megabyte_greeting_line() {
-    let _serial = SERIAL.lock().await;
-    let lab = with_mx(SmtpBehaviour {
-        greeting: Greeting::LongLine(10 * MIB),
-        ..SmtpBehaviour::default()
-    })
-    .await;
-    let checker = checker_with(&lab, |_| {});
-    let m = measure(checker.check(D)).await;
-    let report = &m.value;
-    assert_eq!(
-        codes(report),
-        ["smtp_protocol_error"],
-        "{:#?}",
-        report.findings
-    );
-    assert_eq!(
-        only_probe(report).outcome,
-        SmtpOutcome::ProtocolError {
-            detail: "greeting: a reply line is longer than 2048 bytes".into()
-        }
-    );
-    // Reading stopped at the 2 KiB line cap: the 10 MiB line was never held.
-    m.assert_within(Duration::from_secs(10), 2 * MIB);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn smtp_endless_continuation_lines() {
-    let _serial = SERIAL.lock().await;
-    let lab = with_mx(SmtpBehaviour {
-        endless_ehlo: true,
-        ..SmtpBehaviour::default()
-    })
-    .await;
-    let checker = checker_with(&lab, |_| {});
-    let m = measure(checker.check(D)).await;
-    let report = &m.value;
-    assert_eq!(
-        codes(report),
-        ["smtp_protocol_error"],
-        "{:#?}",
-        report.findings
-    );
-    let probe = only_probe(report);
-    assert_eq!(
-        probe.outcome,
-        SmtpOutcome::ProtocolError {
-            detail: "EHLO reply: the reply has more than 128 lines".into()
-        }
-    );
-    assert_eq!(probe.starttls_offered, None);
-    m.assert_within(Duration::from_secs(10), HEAP_BOUND);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn smtp_garbage_instead_of_smtp() {
-    let _serial = SERIAL.lock().await;
-    let http = b"HTTP/1.1 400 Bad Request\r\nServer: nginx\r\n\r\n".to_vec();
-    let mut tls_record = vec![
-        0x16, 0x03, 0x01, 0x00, 0xa5, 0x01, 0x00, 0x00, 0xa1, 0x03, 0x03,
-    ];
-    tls_record.extend(noise(4000).iter().filter(|&&b| b != b'\n'));
-    let cases: [(&str, Vec<u8>, &str); 3] = [
-        ("an HTTP server", http, "greeting: malformed reply line: no three-digit reply code in \"HTTP/1.1 400 Bad Request\""),
-        ("binary without a line end", tls_record, "greeting: a reply line is longer than 2048 bytes"),
-        ("NUL bytes and a line end", b"\0\0\0\0\r\n".to_vec(), "greeting: malformed reply line: no three-digit reply code in \"\\0\\0\\0\\0\""),
-    ];
-    for (name, garbage, detail) in cases {
+#[test]
+fn smtp_greeting_trickled_one_byte_per_second() {
+    serial(async {
         let lab = with_mx(SmtpBehaviour {
-            greeting: Greeting::Garbage(garbage),
+            greeting: Greeting::Trickle {
+                text: "220 mx1.hostile.test ESMTP".into(),
+                interval: Duration::from_secs(1),
+            },
+            ..SmtpBehaviour::default()
+        })
+        .await;
+        let checker = checker_with(&lab, |s| {
+            s.smtp.greeting_timeout = Duration::from_millis(1500)
+        });
+        let m = measure(checker.check(D)).await;
+        let report = &m.value;
+        assert_eq!(codes(report), ["smtp_timeout"], "{:#?}", report.findings);
+        let probe = only_probe(report);
+        assert_eq!(
+            probe.outcome,
+            SmtpOutcome::Timeout {
+                phase: "greeting".into()
+            }
+        );
+        assert_eq!(probe.greeting, None);
+        // The greeting deadline covers the whole greeting: trickling cannot extend it.
+        assert!(m.elapsed >= Duration::from_millis(1400), "{m:?}");
+        m.assert_within(Duration::from_secs(10), HEAP_BOUND);
+    })
+}
+
+#[test]
+fn smtp_ten_megabyte_greeting_line() {
+    serial(async {
+        let lab = with_mx(SmtpBehaviour {
+            greeting: Greeting::LongLine(10 * MIB),
             ..SmtpBehaviour::default()
         })
         .await;
@@ -154,628 +94,899 @@ async fn smtp_garbage_instead_of_smtp() {
         assert_eq!(
             codes(report),
             ["smtp_protocol_error"],
-            "{name}: {:#?}",
+            "{:#?}",
             report.findings
         );
         assert_eq!(
             only_probe(report).outcome,
             SmtpOutcome::ProtocolError {
-                detail: detail.into()
-            },
-            "{name}"
+                detail: "greeting: a reply line is longer than 2048 bytes".into()
+            }
+        );
+        // Reading stopped at the 2 KiB line cap: the 10 MiB line was never held.
+        m.assert_within(Duration::from_secs(10), 2 * MIB);
+    })
+}
+
+#[test]
+fn smtp_endless_continuation_lines() {
+    serial(async {
+        let lab = with_mx(SmtpBehaviour {
+            endless_ehlo: true,
+            ..SmtpBehaviour::default()
+        })
+        .await;
+        let checker = checker_with(&lab, |_| {});
+        let m = measure(checker.check(D)).await;
+        let report = &m.value;
+        assert_eq!(
+            codes(report),
+            ["smtp_protocol_error"],
+            "{:#?}",
+            report.findings
+        );
+        let probe = only_probe(report);
+        assert_eq!(
+            probe.outcome,
+            SmtpOutcome::ProtocolError {
+                detail: "EHLO reply: the reply has more than 128 lines".into()
+            }
+        );
+        assert_eq!(probe.starttls_offered, None);
+        m.assert_within(Duration::from_secs(10), HEAP_BOUND);
+    })
+}
+
+#[test]
+fn smtp_garbage_instead_of_smtp() {
+    serial(async {
+        let http = b"HTTP/1.1 400 Bad Request\r\nServer: nginx\r\n\r\n".to_vec();
+        let mut tls_record = vec![
+            0x16, 0x03, 0x01, 0x00, 0xa5, 0x01, 0x00, 0x00, 0xa1, 0x03, 0x03,
+        ];
+        tls_record.extend(noise(4000).iter().filter(|&&b| b != b'\n'));
+        let cases: [(&str, Vec<u8>, &str); 3] = [
+        ("an HTTP server", http, "greeting: malformed reply line: no three-digit reply code in \"HTTP/1.1 400 Bad Request\""),
+        ("binary without a line end", tls_record, "greeting: a reply line is longer than 2048 bytes"),
+        ("NUL bytes and a line end", b"\0\0\0\0\r\n".to_vec(), "greeting: malformed reply line: no three-digit reply code in \"\\0\\0\\0\\0\""),
+    ];
+        for (name, garbage, detail) in cases {
+            let lab = with_mx(SmtpBehaviour {
+                greeting: Greeting::Garbage(garbage),
+                ..SmtpBehaviour::default()
+            })
+            .await;
+            let checker = checker_with(&lab, |_| {});
+            let m = measure(checker.check(D)).await;
+            let report = &m.value;
+            assert_eq!(
+                codes(report),
+                ["smtp_protocol_error"],
+                "{name}: {:#?}",
+                report.findings
+            );
+            assert_eq!(
+                only_probe(report).outcome,
+                SmtpOutcome::ProtocolError {
+                    detail: detail.into()
+                },
+                "{name}"
+            );
+            m.assert_within(Duration::from_secs(10), HEAP_BOUND);
+        }
+    })
+}
+
+#[test]
+fn smtp_tls_handshake_answered_with_random_bytes() {
+    serial(async {
+        let lab = with_mx(SmtpBehaviour {
+            tls_garbage: true,
+            ..SmtpBehaviour::default()
+        })
+        .await;
+        let checker = checker_with(&lab, |_| {});
+        let m = measure(checker.check(D)).await;
+        let report = &m.value;
+        assert_eq!(
+            codes(report),
+            ["tls_handshake_failed"],
+            "{:#?}",
+            report.findings
+        );
+        let probe = only_probe(report);
+        match &probe.outcome {
+            SmtpOutcome::Tls { failure, detail } => {
+                assert_eq!(*failure, TlsFailureKind::HandshakeFailed);
+                assert!(!detail.is_empty());
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(probe.starttls_offered, Some(true));
+        assert!(probe.tls.is_none(), "no certificate was seen");
+        m.assert_within(Duration::from_secs(10), HEAP_BOUND);
+    })
+}
+
+#[test]
+fn smtp_accepts_then_resets() {
+    serial(async {
+        // Reset once the client is surely connected and waiting for the greeting.
+        let lab = with_mx(SmtpBehaviour {
+            greeting: Greeting::ResetAfter(Duration::from_millis(200)),
+            ..SmtpBehaviour::default()
+        })
+        .await;
+        let checker = checker_with(&lab, |_| {});
+        let m = measure(checker.check(D)).await;
+        let report = &m.value;
+        assert_eq!(
+            codes(report),
+            ["smtp_protocol_error"],
+            "{:#?}",
+            report.findings
+        );
+        assert_eq!(
+            only_probe(report).outcome,
+            SmtpOutcome::ProtocolError {
+                detail: "greeting: connection error: Connection reset by peer (os error 104)"
+                    .into()
+            }
+        );
+        assert_eq!(lab.smtp[0].connections(), 1);
+        m.assert_within(Duration::from_secs(10), HEAP_BOUND);
+
+        // Reset at once: the RST can beat the end of our connect, so either is right.
+        let lab = with_mx(SmtpBehaviour {
+            greeting: Greeting::ResetAfter(Duration::ZERO),
+            ..SmtpBehaviour::default()
+        })
+        .await;
+        let checker = checker_with(&lab, |_| {});
+        let m = measure(checker.check(D)).await;
+        let report = &m.value;
+        let codes = codes(report);
+        assert!(
+            codes == ["mx_connect_failed"] || codes == ["smtp_protocol_error"],
+            "{:#?}",
+            report.findings
+        );
+        assert!(
+            report.findings[0]
+                .message
+                .contains("Connection reset by peer"),
+            "{}",
+            report.findings[0].message
         );
         m.assert_within(Duration::from_secs(10), HEAP_BOUND);
-    }
+    })
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn smtp_tls_handshake_answered_with_random_bytes() {
-    let _serial = SERIAL.lock().await;
-    let lab = with_mx(SmtpBehaviour {
-        tls_garbage: true,
-        ..SmtpBehaviour::default()
+#[test]
+fn thousand_mx_records_are_capped_at_max_mx() {
+    serial(async {
+        let builder = Lab::builder();
+        let wildcard = builder.ca.leaf(&["*.hostile.test"], Validity::Valid);
+        // The first MX gets 127.0.1.1 and a server; the other 999 share that address.
+        let lab = builder
+            .record(D, "v=STSv1; id=1;")
+            .policy(D, Reply::policy(&enforce_policy(&["*.hostile.test"])))
+            .tlsrpt(D, TLSRPT)
+            .mx(
+                D,
+                10,
+                "mx0000.hostile.test",
+                Some(SmtpBehaviour::serving(&wildcard)),
+            )
+            .dns(|mut dns| {
+                for i in 1..1000 {
+                    let host = format!("mx{i:04}.hostile.test");
+                    dns = dns.mx(D, 10, &host).a(&host, Ipv4Addr::new(127, 0, 1, 1));
+                }
+                dns
+            })
+            .start()
+            .await;
+        let checker = checker_with(&lab, |_| {});
+        let max_mx = checker.settings().max_mx;
+        assert_eq!(max_mx, 20);
+        let m = measure(checker.check(D)).await;
+        let report = &m.value;
+        assert_eq!(codes(report), ["mx_too_many"], "{:#?}", report.findings);
+        assert_eq!(
+            report.findings[0].message,
+            "the domain publishes 1000 MX records; only the 20 most preferred are checked"
+        );
+        assert_eq!(report.mx.status, MxStatus::Found);
+        assert_eq!(report.mx.hosts.len(), max_mx);
+        assert_eq!(report.mx.hosts[0].name, "mx0000.hostile.test");
+        assert_eq!(report.mx.hosts[19].name, "mx0019.hostile.test");
+        // Only the hosts kept were probed: one connection each.
+        assert_eq!(lab.smtp[0].connections(), max_mx);
+        assert_eq!(report.verdict, Verdict::EnforcedDeliverable);
+        m.assert_within(Duration::from_secs(10), HEAP_BOUND);
     })
-    .await;
-    let checker = checker_with(&lab, |_| {});
-    let m = measure(checker.check(D)).await;
-    let report = &m.value;
-    assert_eq!(
-        codes(report),
-        ["tls_handshake_failed"],
-        "{:#?}",
-        report.findings
-    );
-    let probe = only_probe(report);
-    match &probe.outcome {
-        SmtpOutcome::Tls { failure, detail } => {
-            assert_eq!(*failure, TlsFailureKind::HandshakeFailed);
-            assert!(!detail.is_empty());
-        }
-        other => panic!("{other:?}"),
-    }
-    assert_eq!(probe.starttls_offered, Some(true));
-    assert!(probe.tls.is_none(), "no certificate was seen");
-    m.assert_within(Duration::from_secs(10), HEAP_BOUND);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn smtp_accepts_then_resets() {
-    let _serial = SERIAL.lock().await;
-    // Reset once the client is surely connected and waiting for the greeting.
-    let lab = with_mx(SmtpBehaviour {
-        greeting: Greeting::ResetAfter(Duration::from_millis(200)),
-        ..SmtpBehaviour::default()
-    })
-    .await;
-    let checker = checker_with(&lab, |_| {});
-    let m = measure(checker.check(D)).await;
-    let report = &m.value;
-    assert_eq!(
-        codes(report),
-        ["smtp_protocol_error"],
-        "{:#?}",
-        report.findings
-    );
-    assert_eq!(
-        only_probe(report).outcome,
-        SmtpOutcome::ProtocolError {
-            detail: "greeting: connection error: Connection reset by peer (os error 104)".into()
-        }
-    );
-    assert_eq!(lab.smtp[0].connections(), 1);
-    m.assert_within(Duration::from_secs(10), HEAP_BOUND);
-
-    // Reset at once: the RST can beat the end of our connect, so either is right.
-    let lab = with_mx(SmtpBehaviour {
-        greeting: Greeting::ResetAfter(Duration::ZERO),
-        ..SmtpBehaviour::default()
-    })
-    .await;
-    let checker = checker_with(&lab, |_| {});
-    let m = measure(checker.check(D)).await;
-    let report = &m.value;
-    let codes = codes(report);
-    assert!(
-        codes == ["mx_connect_failed"] || codes == ["smtp_protocol_error"],
-        "{:#?}",
-        report.findings
-    );
-    assert!(
-        report.findings[0]
-            .message
-            .contains("Connection reset by peer"),
-        "{}",
-        report.findings[0].message
-    );
-    m.assert_within(Duration::from_secs(10), HEAP_BOUND);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn thousand_mx_records_are_capped_at_max_mx() {
-    let _serial = SERIAL.lock().await;
-    let builder = Lab::builder();
-    let wildcard = builder.ca.leaf(&["*.hostile.test"], Validity::Valid);
-    // The first MX gets 127.0.1.1 and a server; the other 999 share that address.
-    let lab = builder
-        .record(D, "v=STSv1; id=1;")
-        .policy(D, Reply::policy(&enforce_policy(&["*.hostile.test"])))
-        .tlsrpt(D, TLSRPT)
-        .mx(
-            D,
-            10,
-            "mx0000.hostile.test",
-            Some(SmtpBehaviour::serving(&wildcard)),
-        )
-        .dns(|mut dns| {
-            for i in 1..1000 {
-                let host = format!("mx{i:04}.hostile.test");
-                dns = dns.mx(D, 10, &host).a(&host, Ipv4Addr::new(127, 0, 1, 1));
-            }
-            dns
-        })
-        .start()
-        .await;
-    let checker = checker_with(&lab, |_| {});
-    let max_mx = checker.settings().max_mx;
-    assert_eq!(max_mx, 20);
-    let m = measure(checker.check(D)).await;
-    let report = &m.value;
-    assert_eq!(codes(report), ["mx_too_many"], "{:#?}", report.findings);
-    assert_eq!(
-        report.findings[0].message,
-        "the domain publishes 1000 MX records; only the 20 most preferred are checked"
-    );
-    assert_eq!(report.mx.status, MxStatus::Found);
-    assert_eq!(report.mx.hosts.len(), max_mx);
-    assert_eq!(report.mx.hosts[0].name, "mx0000.hostile.test");
-    assert_eq!(report.mx.hosts[19].name, "mx0019.hostile.test");
-    // Only the hosts kept were probed: one connection each.
-    assert_eq!(lab.smtp[0].connections(), max_mx);
-    assert_eq!(report.verdict, Verdict::EnforcedDeliverable);
-    m.assert_within(Duration::from_secs(10), HEAP_BOUND);
 }
 
 // --- HTTPS
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn policy_body_that_never_ends() {
-    let _serial = SERIAL.lock().await;
-    let lab = with_policy(Reply::Endless).await;
-    let checker = checker_with(&lab, |_| {});
-    let m = measure(checker.check(D)).await;
-    let report = &m.value;
-    assert_eq!(
-        codes(report),
-        ["policy_too_large"],
-        "{:#?}",
-        report.findings
-    );
-    let fetch = fetch_of(report);
-    assert_eq!(fetch.outcome, FetchOutcome::TooLarge);
-    // Stopped within one 8 KiB read past the 64 KiB cap, and nothing of it is kept.
-    assert!(
-        fetch.body_bytes > MAX_POLICY_BYTES && fetch.body_bytes <= MAX_POLICY_BYTES + 8 * 1024,
-        "{}",
-        fetch.body_bytes
-    );
-    assert_eq!(fetch.body, None);
-    m.assert_within(Duration::from_secs(10), HEAP_BOUND);
+#[test]
+fn policy_body_that_never_ends() {
+    serial(async {
+        let lab = with_policy(Reply::Endless).await;
+        let checker = checker_with(&lab, |_| {});
+        let m = measure(checker.check(D)).await;
+        let report = &m.value;
+        assert_eq!(
+            codes(report),
+            ["policy_too_large"],
+            "{:#?}",
+            report.findings
+        );
+        let fetch = fetch_of(report);
+        assert_eq!(fetch.outcome, FetchOutcome::TooLarge);
+        // Stopped within one 8 KiB read past the 64 KiB cap, and nothing of it is kept.
+        assert!(
+            fetch.body_bytes > MAX_POLICY_BYTES && fetch.body_bytes <= MAX_POLICY_BYTES + 8 * 1024,
+            "{}",
+            fetch.body_bytes
+        );
+        assert_eq!(fetch.body, None);
+        m.assert_within(Duration::from_secs(10), HEAP_BOUND);
+    })
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn policy_chunked_body_with_a_bogus_chunk_size() {
-    let _serial = SERIAL.lock().await;
-    // Twenty hex digits: more than any 64-bit size. Then a body that would parse.
-    let response = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n\
+#[test]
+fn policy_chunked_body_with_a_bogus_chunk_size() {
+    serial(async {
+        // Twenty hex digits: more than any 64-bit size. Then a body that would parse.
+        let response = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n\
                      fffffffffffffffffffff\r\nversion: STSv1\nmode: enforce\nmx: mx1.hostile.test\nmax_age: 86400\n\r\n0\r\n\r\n"
         .to_vec();
-    let (lab, server) = with_raw_policy(response, None).await;
-    let checker = checker_with(&lab, |s| s.fetch.port = server.port);
-    let m = measure(checker.check(D)).await;
-    let report = &m.value;
-    assert_eq!(
-        codes(report),
-        ["policy_http_error"],
-        "{:#?}",
-        report.findings
-    );
-    let fetch = fetch_of(report);
-    let FetchOutcome::HttpError { detail } = &fetch.outcome else {
-        panic!("{:?}", fetch.outcome);
-    };
-    assert!(detail.contains("chunk size"), "{detail}");
-    assert_eq!(fetch.status, Some(200));
-    assert_eq!(fetch.usable_body(), None);
-    assert_eq!(report.policy.policy, None);
-    m.assert_within(Duration::from_secs(10), HEAP_BOUND);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn policy_with_a_thousand_response_headers() {
-    let _serial = SERIAL.lock().await;
-    let lab = with_policy(Reply::ManyHeaders(1000)).await;
-    let checker = checker_with(&lab, |_| {});
-    let m = measure(checker.check(D)).await;
-    let report = &m.value;
-    assert_eq!(
-        codes(report),
-        ["policy_http_error"],
-        "{:#?}",
-        report.findings
-    );
-    let fetch = fetch_of(report);
-    let FetchOutcome::HttpError { detail } = &fetch.outcome else {
-        panic!("{:?}", fetch.outcome);
-    };
-    assert!(
-        detail.contains("at most 100 header fields and 16384 bytes"),
-        "{detail}"
-    );
-    assert_eq!(fetch.status, None);
-    m.assert_within(Duration::from_secs(10), HEAP_BOUND);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn policy_redirect_to_itself_is_reported_once_and_not_followed() {
-    let _serial = SERIAL.lock().await;
-    let lab = with_policy(Reply::Status(500)).await;
-    let host = format!("mta-sts.{D}");
-    let itself = format!("https://{host}:{}{POLICY_PATH}", lab.https.port());
-    lab.https.set_reply(&host, Reply::Redirect(itself.clone()));
-    let checker = checker_with(&lab, |_| {});
-    let m = measure(checker.check(D)).await;
-    let report = &m.value;
-    assert_eq!(codes(report), ["policy_redirect"], "{:#?}", report.findings);
-    let redirects = report
-        .findings
-        .iter()
-        .filter(|f| f.code == Code::PolicyRedirect)
-        .count();
-    assert_eq!(redirects, 1);
-    let fetch = fetch_of(report);
-    assert_eq!(fetch.outcome, FetchOutcome::Redirect);
-    assert_eq!(fetch.location.as_deref(), Some(itself.as_str()));
-    assert_eq!(lab.https.requests(), 1, "exactly one request");
-    assert_eq!(lab.https.connections(), 1);
-    m.assert_within(Duration::from_secs(10), HEAP_BOUND);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn policy_slowloris_headers() {
-    let _serial = SERIAL.lock().await;
-    let mut head = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Slow: ".to_vec();
-    head.extend([b'a'; 4000]);
-    let (lab, server) = with_raw_policy(head, Some(Duration::from_millis(20))).await;
-    let checker = checker_with(&lab, |s| {
-        s.fetch.port = server.port;
-        s.fetch.total_timeout = Duration::from_millis(1500);
-    });
-    let m = measure(checker.check(D)).await;
-    let report = &m.value;
-    assert_eq!(codes(report), ["policy_timeout"], "{:#?}", report.findings);
-    assert_eq!(
-        fetch_of(report).outcome,
-        FetchOutcome::Timeout {
-            phase: "headers".into()
-        }
-    );
-    assert!(m.elapsed >= Duration::from_millis(1400), "{m:?}");
-    m.assert_within(Duration::from_secs(10), HEAP_BOUND);
-    // Nothing holds the connection once the check returned: the server's writes start failing.
-    let waited = Instant::now();
-    while !server.client_gone.load(Ordering::SeqCst) {
-        assert!(
-            waited.elapsed() < Duration::from_secs(10),
-            "policy connection still open after the check"
+        let (lab, server) = with_raw_policy(response, None).await;
+        let checker = checker_with(&lab, |s| s.fetch.port = server.port);
+        let m = measure(checker.check(D)).await;
+        let report = &m.value;
+        assert_eq!(
+            codes(report),
+            ["policy_http_error"],
+            "{:#?}",
+            report.findings
         );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        let fetch = fetch_of(report);
+        let FetchOutcome::HttpError { detail } = &fetch.outcome else {
+            panic!("{:?}", fetch.outcome);
+        };
+        assert!(detail.contains("chunk size"), "{detail}");
+        assert_eq!(fetch.status, Some(200));
+        assert_eq!(fetch.usable_body(), None);
+        assert_eq!(report.policy.policy, None);
+        m.assert_within(Duration::from_secs(10), HEAP_BOUND);
+    })
+}
+
+#[test]
+fn policy_with_a_thousand_response_headers() {
+    serial(async {
+        let lab = with_policy(Reply::ManyHeaders(1000)).await;
+        let checker = checker_with(&lab, |_| {});
+        let m = measure(checker.check(D)).await;
+        let report = &m.value;
+        assert_eq!(
+            codes(report),
+            ["policy_http_error"],
+            "{:#?}",
+            report.findings
+        );
+        let fetch = fetch_of(report);
+        let FetchOutcome::HttpError { detail } = &fetch.outcome else {
+            panic!("{:?}", fetch.outcome);
+        };
+        assert!(
+            detail.contains("at most 100 header fields and 16384 bytes"),
+            "{detail}"
+        );
+        assert_eq!(fetch.status, None);
+        m.assert_within(Duration::from_secs(10), HEAP_BOUND);
+    })
+}
+
+#[test]
+fn policy_redirect_to_itself_is_reported_once_and_not_followed() {
+    serial(async {
+        let lab = with_policy(Reply::Status(500)).await;
+        let host = format!("mta-sts.{D}");
+        let itself = format!("https://{host}:{}{POLICY_PATH}", lab.https.port());
+        lab.https.set_reply(&host, Reply::Redirect(itself.clone()));
+        let checker = checker_with(&lab, |_| {});
+        let m = measure(checker.check(D)).await;
+        let report = &m.value;
+        assert_eq!(codes(report), ["policy_redirect"], "{:#?}", report.findings);
+        let redirects = report
+            .findings
+            .iter()
+            .filter(|f| f.code == Code::PolicyRedirect)
+            .count();
+        assert_eq!(redirects, 1);
+        let fetch = fetch_of(report);
+        assert_eq!(fetch.outcome, FetchOutcome::Redirect);
+        assert_eq!(fetch.location.as_deref(), Some(itself.as_str()));
+        assert_eq!(lab.https.requests(), 1, "exactly one request");
+        assert_eq!(lab.https.connections(), 1);
+        m.assert_within(Duration::from_secs(10), HEAP_BOUND);
+    })
+}
+
+#[test]
+fn policy_slowloris_headers() {
+    serial(async {
+        let mut head = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Slow: ".to_vec();
+        head.extend([b'a'; 4000]);
+        let (lab, server) = with_raw_policy(head, Some(Duration::from_millis(20))).await;
+        let checker = checker_with(&lab, |s| {
+            s.fetch.port = server.port;
+            s.fetch.total_timeout = Duration::from_millis(1500);
+        });
+        let m = measure(checker.check(D)).await;
+        let report = &m.value;
+        assert_eq!(codes(report), ["policy_timeout"], "{:#?}", report.findings);
+        assert_eq!(
+            fetch_of(report).outcome,
+            FetchOutcome::Timeout {
+                phase: "headers".into()
+            }
+        );
+        assert!(m.elapsed >= Duration::from_millis(1400), "{m:?}");
+        m.assert_within(Duration::from_secs(10), HEAP_BOUND);
+        // Nothing holds the connection once the check returned: the server's writes start failing.
+        let waited = Instant::now();
+        while !server.client_gone.load(Ordering::SeqCst) {
+            assert!(
+                waited.elapsed() < Duration::from_secs(10),
+                "policy connection still open after the check"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
 }
 
 // --- DNS
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dns_servfail() {
-    let _serial = SERIAL.lock().await;
-    let lab = Lab::builder()
-        .dns(|d| d.servfail(&format!("_mta-sts.{D}")).servfail(D))
-        .policy(D, Reply::policy(&enforce_policy(&[MX])))
-        .tlsrpt(D, TLSRPT)
-        .start()
-        .await;
-    let checker = checker_with(&lab, |_| {});
-    let m = measure(checker.check(D)).await;
-    let report = &m.value;
-    assert_eq!(
-        codes(report),
-        ["mx_lookup_failed", "sts_record_lookup_failed"],
-        "{:#?}",
-        report.findings
-    );
-    for finding in &report.findings {
-        assert!(finding.message.contains("SERVFAIL"), "{}", finding.message);
-    }
-    assert_eq!(report.record.status, RecordStatus::LookupFailed);
-    assert_eq!(report.mx.status, MxStatus::LookupFailed);
-    // SERVFAIL is not "no record": the verdict says we cannot tell.
-    assert_eq!(report.verdict, Verdict::Undetermined);
-    m.assert_within(Duration::from_secs(10), HEAP_BOUND);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dns_resolver_that_never_answers() {
-    let _serial = SERIAL.lock().await;
-    // A UDP socket nobody reads: every query goes unanswered.
-    let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let lab = Lab::builder().start().await;
-    let checker = checker_with(&lab, |s| {
-        s.resolver = ResolverSettings {
-            server: Some(silent.local_addr().unwrap()),
-            timeout: Duration::from_millis(500),
-            attempts: 2,
-        }
-    });
-    let m = measure(checker.check(D)).await;
-    let report = &m.value;
-    assert_eq!(
-        codes(report),
-        [
-            "mx_lookup_failed",
-            "policy_host_lookup_failed",
-            "sts_record_lookup_failed",
-            "tlsrpt_lookup_failed"
-        ],
-        "{:#?}",
-        report.findings
-    );
-    for finding in &report.findings {
-        assert!(finding.message.contains("timed out"), "{}", finding.message);
-    }
-    assert_eq!(report.verdict, Verdict::Undetermined);
-    // Two rounds of lookups (records and MX, then the policy host), each two tries of 0.5 s.
-    assert!(m.elapsed >= Duration::from_millis(900), "{m:?}");
-    m.assert_within(Duration::from_secs(10), HEAP_BOUND);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dns_txt_record_of_thousands_of_strings() {
-    let _serial = SERIAL.lock().await;
-    let mut strings = vec!["v=STSv1; id="];
-    strings.extend(std::iter::repeat_n("0123456789", 3000));
-    let name = format!("_mta-sts.{D}");
-    let lab = Lab::builder()
-        .dns(|d| d.txt_strings(&name, &strings))
-        .policy(D, Reply::policy(&enforce_policy(&[MX])))
-        .good_mx(D, 10, MX)
-        .tlsrpt(D, TLSRPT)
-        .start()
-        .await;
-    let checker = checker_with(&lab, |_| {});
-    let m = measure(checker.check(D)).await;
-    let report = &m.value;
-    assert_eq!(
-        codes(report),
-        ["sts_record_invalid"],
-        "{:#?}",
-        report.findings
-    );
-    assert_eq!(report.record.status, RecordStatus::Invalid);
-    assert_eq!(report.verdict, Verdict::NoPolicy);
-    // The strings are joined into one 30 KB record, kept as the DNS answer held it (a DNS
-    // message is at most 64 KiB), but the finding quotes only its start.
-    assert_eq!(report.record.records.len(), 1);
-    assert_eq!(report.record.records[0].len(), 12 + 3000 * 10);
-    assert!(
-        report.findings[0].message.len() < 1024,
-        "{}",
-        report.findings[0].message
-    );
-    m.assert_within(Duration::from_secs(10), HEAP_BOUND);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dns_cname_loops() {
-    let _serial = SERIAL.lock().await;
-    let name = format!("_mta-sts.{D}");
-    let lab = Lab::builder()
-        .dns(|d| {
-            d.cname(&name, "a.loop.test")
-                .cname("a.loop.test", "b.loop.test")
-                .cname("b.loop.test", &name)
-                // The policy host is an alias of itself.
-                .cname(&format!("mta-sts.{D}"), &format!("mta-sts.{D}"))
-        })
-        .good_mx(D, 10, MX)
-        .tlsrpt(D, TLSRPT)
-        .start()
-        .await;
-    let checker = checker_with(&lab, |_| {});
-    let m = measure(checker.check(D)).await;
-    let report = &m.value;
-    assert_eq!(
-        codes(report),
-        ["sts_record_missing"],
-        "{:#?}",
-        report.findings
-    );
-    assert_eq!(report.record.status, RecordStatus::Missing);
-    assert_eq!(report.verdict, Verdict::NoPolicy);
-    m.assert_within(Duration::from_secs(10), HEAP_BOUND);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dns_answers_for_the_wrong_name_are_ignored() {
-    let _serial = SERIAL.lock().await;
-    let lab = with_mx_leaf(|b, leaf| {
-        b.record(D, "v=STSv1; id=1;")
+#[test]
+fn dns_servfail() {
+    serial(async {
+        let lab = Lab::builder()
+            .dns(|d| d.servfail(&format!("_mta-sts.{D}")).servfail(D))
             .policy(D, Reply::policy(&enforce_policy(&[MX])))
             .tlsrpt(D, TLSRPT)
-            .mx(D, 10, MX, Some(SmtpBehaviour::serving(leaf)))
-            // The server answers these names with records owned by other names.
-            .dns(|d| {
-                d.wrong_owner(&format!("_mta-sts.{D}"), "_mta-sts.other.test")
-                    .wrong_owner(MX, "mx1.other.test")
-            })
+            .start()
+            .await;
+        let checker = checker_with(&lab, |_| {});
+        let m = measure(checker.check(D)).await;
+        let report = &m.value;
+        assert_eq!(
+            codes(report),
+            ["mx_lookup_failed", "sts_record_lookup_failed"],
+            "{:#?}",
+            report.findings
+        );
+        for finding in &report.findings {
+            assert!(finding.message.contains("SERVFAIL"), "{}", finding.message);
+        }
+        assert_eq!(report.record.status, RecordStatus::LookupFailed);
+        assert_eq!(report.mx.status, MxStatus::LookupFailed);
+        // SERVFAIL is not "no record": the verdict says we cannot tell.
+        assert_eq!(report.verdict, Verdict::Undetermined);
+        m.assert_within(Duration::from_secs(10), HEAP_BOUND);
     })
-    .await;
-    let checker = checker_with(&lab, |_| {});
-    let m = measure(checker.check(D)).await;
-    let report = &m.value;
-    // The policy is still served: without a record, that is worth a warning.
-    assert_eq!(
-        codes(report),
-        [
-            "mx_no_address",
-            "policy_without_record",
-            "sts_record_missing"
-        ],
-        "{:#?}",
-        report.findings
-    );
-    assert_eq!(report.record.status, RecordStatus::Missing);
-    assert!(report.record.records.is_empty());
-    assert!(report.mx.hosts[0].addresses.is_empty());
-    assert_eq!(
-        lab.smtp[0].connections(),
-        0,
-        "nothing probed at a spoofed address"
-    );
-    m.assert_within(Duration::from_secs(10), HEAP_BOUND);
+}
+
+#[test]
+fn dns_resolver_that_never_answers() {
+    serial(async {
+        // A UDP socket nobody reads: every query goes unanswered.
+        let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let lab = Lab::builder().start().await;
+        let checker = checker_with(&lab, |s| {
+            s.resolver = ResolverSettings {
+                server: Some(silent.local_addr().unwrap()),
+                timeout: Duration::from_millis(500),
+                attempts: 2,
+            }
+        });
+        let m = measure(checker.check(D)).await;
+        let report = &m.value;
+        assert_eq!(
+            codes(report),
+            [
+                "mx_lookup_failed",
+                "policy_host_lookup_failed",
+                "sts_record_lookup_failed",
+                "tlsrpt_lookup_failed"
+            ],
+            "{:#?}",
+            report.findings
+        );
+        for finding in &report.findings {
+            assert!(finding.message.contains("timed out"), "{}", finding.message);
+        }
+        assert_eq!(report.verdict, Verdict::Undetermined);
+        // Two rounds of lookups (records and MX, then the policy host), each two tries of 0.5 s.
+        assert!(m.elapsed >= Duration::from_millis(900), "{m:?}");
+        m.assert_within(Duration::from_secs(10), HEAP_BOUND);
+    })
+}
+
+#[test]
+fn dns_txt_record_of_thousands_of_strings() {
+    serial(async {
+        let mut strings = vec!["v=STSv1; id="];
+        strings.extend(std::iter::repeat_n("0123456789", 3000));
+        let name = format!("_mta-sts.{D}");
+        let lab = Lab::builder()
+            .dns(|d| d.txt_strings(&name, &strings))
+            .policy(D, Reply::policy(&enforce_policy(&[MX])))
+            .good_mx(D, 10, MX)
+            .tlsrpt(D, TLSRPT)
+            .start()
+            .await;
+        let checker = checker_with(&lab, |_| {});
+        let m = measure(checker.check(D)).await;
+        let report = &m.value;
+        assert_eq!(
+            codes(report),
+            ["sts_record_invalid"],
+            "{:#?}",
+            report.findings
+        );
+        assert_eq!(report.record.status, RecordStatus::Invalid);
+        assert_eq!(report.verdict, Verdict::NoPolicy);
+        // The strings are joined into one 30 KB record, kept as the DNS answer held it (a DNS
+        // message is at most 64 KiB), but the finding quotes only its start.
+        assert_eq!(report.record.records.len(), 1);
+        assert_eq!(report.record.records[0].len(), 12 + 3000 * 10);
+        assert!(
+            report.findings[0].message.len() < 1024,
+            "{}",
+            report.findings[0].message
+        );
+        m.assert_within(Duration::from_secs(10), HEAP_BOUND);
+    })
+}
+
+#[test]
+fn dns_cname_loops() {
+    serial(async {
+        let name = format!("_mta-sts.{D}");
+        let lab = Lab::builder()
+            .dns(|d| {
+                d.cname(&name, "a.loop.test")
+                    .cname("a.loop.test", "b.loop.test")
+                    .cname("b.loop.test", &name)
+                    // The policy host is an alias of itself.
+                    .cname(&format!("mta-sts.{D}"), &format!("mta-sts.{D}"))
+            })
+            .good_mx(D, 10, MX)
+            .tlsrpt(D, TLSRPT)
+            .start()
+            .await;
+        let checker = checker_with(&lab, |_| {});
+        let m = measure(checker.check(D)).await;
+        let report = &m.value;
+        assert_eq!(
+            codes(report),
+            ["sts_record_missing"],
+            "{:#?}",
+            report.findings
+        );
+        assert_eq!(report.record.status, RecordStatus::Missing);
+        assert_eq!(report.verdict, Verdict::NoPolicy);
+        m.assert_within(Duration::from_secs(10), HEAP_BOUND);
+    })
+}
+
+#[test]
+fn dns_answers_for_the_wrong_name_are_ignored() {
+    serial(async {
+        let lab = with_mx_leaf(|b, leaf| {
+            b.record(D, "v=STSv1; id=1;")
+                .policy(D, Reply::policy(&enforce_policy(&[MX])))
+                .tlsrpt(D, TLSRPT)
+                .mx(D, 10, MX, Some(SmtpBehaviour::serving(leaf)))
+                // The server answers these names with records owned by other names.
+                .dns(|d| {
+                    d.wrong_owner(&format!("_mta-sts.{D}"), "_mta-sts.other.test")
+                        .wrong_owner(MX, "mx1.other.test")
+                })
+        })
+        .await;
+        let checker = checker_with(&lab, |_| {});
+        let m = measure(checker.check(D)).await;
+        let report = &m.value;
+        // The policy is still served: without a record, that is worth a warning.
+        assert_eq!(
+            codes(report),
+            [
+                "mx_no_address",
+                "policy_without_record",
+                "sts_record_missing"
+            ],
+            "{:#?}",
+            report.findings
+        );
+        assert_eq!(report.record.status, RecordStatus::Missing);
+        assert!(report.record.records.is_empty());
+        assert!(report.mx.hosts[0].addresses.is_empty());
+        assert_eq!(
+            lab.smtp[0].connections(),
+            0,
+            "nothing probed at a spoofed address"
+        );
+        m.assert_within(Duration::from_secs(10), HEAP_BOUND);
+    })
 }
 
 // --- one hostile domain does not stall another
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hostile_domains_do_not_stall_a_healthy_one() {
-    let _serial = SERIAL.lock().await;
-    let slow = ["slow-smtp.test", "slow-policy.test", "slow-dns.test"];
-    let lab = Lab::builder()
-        .healthy(HEALTHY)
-        // An MX that trickles its greeting.
-        .record(slow[0], "v=STSv1; id=1;")
-        .policy(
-            slow[0],
-            Reply::policy(&enforce_policy(&["mx1.slow-smtp.test"])),
-        )
-        .tlsrpt(slow[0], TLSRPT)
-        .mx(
-            slow[0],
-            10,
-            "mx1.slow-smtp.test",
-            Some(SmtpBehaviour {
-                greeting: Greeting::Trickle {
-                    text: "220 slow".into(),
-                    interval: Duration::from_secs(1),
+#[test]
+fn hostile_domains_do_not_stall_a_healthy_one() {
+    serial(async {
+        let slow = ["slow-smtp.test", "slow-policy.test", "slow-dns.test"];
+        let lab = Lab::builder()
+            .healthy(HEALTHY)
+            // An MX that trickles its greeting.
+            .record(slow[0], "v=STSv1; id=1;")
+            .policy(
+                slow[0],
+                Reply::policy(&enforce_policy(&["mx1.slow-smtp.test"])),
+            )
+            .tlsrpt(slow[0], TLSRPT)
+            .mx(
+                slow[0],
+                10,
+                "mx1.slow-smtp.test",
+                Some(SmtpBehaviour {
+                    greeting: Greeting::Trickle {
+                        text: "220 slow".into(),
+                        interval: Duration::from_secs(1),
+                    },
+                    ..SmtpBehaviour::default()
+                }),
+            )
+            // A policy body that trickles.
+            .record(slow[1], "v=STSv1; id=1;")
+            .policy(
+                slow[1],
+                Reply::Trickle {
+                    interval: Duration::from_millis(100),
                 },
-                ..SmtpBehaviour::default()
-            }),
-        )
-        // A policy body that trickles.
-        .record(slow[1], "v=STSv1; id=1;")
-        .policy(
-            slow[1],
-            Reply::Trickle {
-                interval: Duration::from_millis(100),
-            },
-        )
-        .good_mx(slow[1], 10, "mx1.slow-policy.test")
-        .tlsrpt(slow[1], TLSRPT)
-        // Names nobody answers for.
-        .dns(|d| d.silent(slow[2]).silent(&format!("_mta-sts.{}", slow[2])))
-        .start()
-        .await;
-    let checker = checker_with(&lab, |s| {
-        s.smtp.greeting_timeout = Duration::from_secs(2);
-        s.fetch.total_timeout = Duration::from_secs(2);
-        s.resolver.timeout = Duration::from_secs(1);
-        s.resolver.attempts = 2;
-    });
+            )
+            .good_mx(slow[1], 10, "mx1.slow-policy.test")
+            .tlsrpt(slow[1], TLSRPT)
+            // Names nobody answers for.
+            .dns(|d| d.silent(slow[2]).silent(&format!("_mta-sts.{}", slow[2])))
+            .start()
+            .await;
+        let checker = checker_with(&lab, |s| {
+            s.smtp.greeting_timeout = Duration::from_secs(2);
+            s.fetch.total_timeout = Duration::from_secs(2);
+            s.resolver.timeout = Duration::from_secs(1);
+            s.resolver.attempts = 2;
+        });
 
-    let timed = |domain: &'static str| {
-        let checker = checker.clone();
-        async move {
-            let started = Instant::now();
-            let report = checker.check(domain).await;
-            (report, started.elapsed())
-        }
-    };
-    let (healthy, smtp, policy, dns) = tokio::join!(
-        timed(HEALTHY),
-        timed(slow[0]),
-        timed(slow[1]),
-        timed(slow[2])
-    );
-
-    assert_eq!(codes(&smtp.0), ["smtp_timeout"], "{:#?}", smtp.0.findings);
-    assert_eq!(
-        codes(&policy.0),
-        ["policy_timeout"],
-        "{:#?}",
-        policy.0.findings
-    );
-    assert_eq!(
-        codes(&dns.0),
-        [
-            "mx_lookup_failed",
-            "policy_host_unresolvable",
-            "sts_record_lookup_failed",
-            "tlsrpt_missing"
-        ],
-        "{:#?}",
-        dns.0.findings
-    );
-    for (report, elapsed) in [&smtp, &policy, &dns] {
-        // Each hostile domain took its full deadline, and no more.
-        assert!(
-            *elapsed >= Duration::from_millis(1900) && *elapsed < Duration::from_secs(10),
-            "{}: {elapsed:?}",
-            report.domain
+        let timed = |domain: &'static str| {
+            let checker = checker.clone();
+            async move {
+                let started = Instant::now();
+                let report = checker.check(domain).await;
+                (report, started.elapsed())
+            }
+        };
+        let (healthy, smtp, policy, dns) = tokio::join!(
+            timed(HEALTHY),
+            timed(slow[0]),
+            timed(slow[1]),
+            timed(slow[2])
         );
-    }
-    assert_eq!(
-        codes(&healthy.0),
-        Vec::<&str>::new(),
-        "{:#?}",
-        healthy.0.findings
-    );
-    assert_eq!(healthy.0.verdict, Verdict::EnforcedDeliverable);
-    assert!(
-        healthy.1 < Duration::from_millis(1500),
-        "the healthy domain took {:?} next to hostile ones",
-        healthy.1
-    );
+
+        assert_eq!(codes(&smtp.0), ["smtp_timeout"], "{:#?}", smtp.0.findings);
+        assert_eq!(
+            codes(&policy.0),
+            ["policy_timeout"],
+            "{:#?}",
+            policy.0.findings
+        );
+        assert_eq!(
+            codes(&dns.0),
+            [
+                "mx_lookup_failed",
+                "policy_host_unresolvable",
+                "sts_record_lookup_failed",
+                "tlsrpt_missing"
+            ],
+            "{:#?}",
+            dns.0.findings
+        );
+        for (report, elapsed) in [&smtp, &policy, &dns] {
+            // Each hostile domain took its full deadline, and no more.
+            assert!(
+                *elapsed >= Duration::from_millis(1900) && *elapsed < Duration::from_secs(10),
+                "{}: {elapsed:?}",
+                report.domain
+            );
+        }
+        assert_eq!(
+            codes(&healthy.0),
+            Vec::<&str>::new(),
+            "{:#?}",
+            healthy.0.findings
+        );
+        assert_eq!(healthy.0.verdict, Verdict::EnforcedDeliverable);
+        assert!(
+            healthy.1 < Duration::from_millis(1500),
+            "the healthy domain took {:?} next to hostile ones",
+            healthy.1
+        );
+    })
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn many_hostile_mx_hosts_do_not_stall_a_healthy_domain() {
-    let _serial = SERIAL.lock().await;
-    // Twenty domains, each with an MX that never greets, checked at once with a healthy one.
-    let mut builder = Lab::builder().healthy(HEALTHY);
-    let domains: Vec<String> = (0..20).map(|i| format!("never{i}.test")).collect();
-    for domain in &domains {
-        let mx = format!("mx1.{domain}");
-        builder = builder
-            .record(domain, "v=STSv1; id=1;")
-            .policy(domain, Reply::policy(&enforce_policy(&[&mx])))
-            .tlsrpt(domain, TLSRPT)
+#[test]
+fn many_hostile_mx_hosts_do_not_stall_a_healthy_domain() {
+    serial(async {
+        // Twenty domains, each with an MX that never greets, checked at once with a healthy one.
+        let mut builder = Lab::builder().healthy(HEALTHY);
+        let domains: Vec<String> = (0..20).map(|i| format!("never{i}.test")).collect();
+        for domain in &domains {
+            let mx = format!("mx1.{domain}");
+            builder = builder
+                .record(domain, "v=STSv1; id=1;")
+                .policy(domain, Reply::policy(&enforce_policy(&[&mx])))
+                .tlsrpt(domain, TLSRPT)
+                .mx(
+                    domain,
+                    10,
+                    &mx,
+                    Some(SmtpBehaviour {
+                        greeting: Greeting::Never,
+                        ..SmtpBehaviour::default()
+                    }),
+                );
+        }
+        let lab = builder.start().await;
+        let checker = checker_with(&lab, |s| s.smtp.greeting_timeout = Duration::from_secs(2));
+        let hostile = join_all(domains.iter().map(|d| {
+            let checker = checker.clone();
+            let d = d.clone();
+            async move { checker.check(&d).await }
+        }));
+        let healthy = async {
+            let started = Instant::now();
+            let report = checker.check(HEALTHY).await;
+            (report, started.elapsed())
+        };
+        let m = measure(async { tokio::join!(hostile, healthy) }).await;
+        let (reports, (healthy, healthy_elapsed)) = &m.value;
+        for report in reports {
+            assert_eq!(codes(report), ["smtp_timeout"], "{:#?}", report.findings);
+        }
+        assert_eq!(
+            codes(healthy),
+            Vec::<&str>::new(),
+            "{:#?}",
+            healthy.findings
+        );
+        assert!(
+            *healthy_elapsed < Duration::from_millis(1500),
+            "the healthy domain took {healthy_elapsed:?} next to 20 hostile ones"
+        );
+        assert!(m.elapsed >= Duration::from_millis(1900), "{m:?}");
+        m.assert_within(Duration::from_secs(10), 32 * MIB);
+    })
+}
+
+// --- addresses from DNS that point inside the network
+
+/// Hostile DNS answers AAAA records that carry a private IPv4 address. On a network with NAT64
+/// (64:ff9b::/96, RFC 6052; 64:ff9b:1::/48, RFC 8215) the first reaches that IPv4 address; 6to4
+/// (2002::/16) and IPv4-compatible (::/96) addresses embed one too.
+#[test]
+#[ignore = "bug: probe::target::AddressPolicy::refusal allows IPv6 addresses that embed a \
+            private IPv4 address (NAT64 64:ff9b::/96 and 64:ff9b:1::/48, 6to4 2002::/16, \
+            IPv4-compatible ::/96): only ::ffff:0:0/96 is unwrapped"]
+fn address_guard_refuses_private_ipv4_inside_ipv6() {
+    // Through `serial` too, so that it never runs beside a measured case.
+    serial(async {
+        let guard = AddressPolicy::default();
+        for address in [
+            "64:ff9b::10.0.0.1",
+            "64:ff9b::127.0.0.1",
+            "64:ff9b::169.254.169.254",
+            "64:ff9b:1::a00:1",
+            "2002:a00:1::1",
+            "2002:7f00:1::1",
+            "::10.0.0.1",
+            "::127.0.0.1",
+        ] {
+            let ip: std::net::IpAddr = address.parse().unwrap();
+            assert!(guard.refusal(ip).is_some(), "{address} is not refused");
+        }
+    })
+}
+
+#[test]
+fn address_guard_refuses_what_hostile_dns_points_inside() {
+    // Through `serial` too, so that it never runs beside a measured case.
+    serial(async {
+        let guard = AddressPolicy::default();
+        let lab_guard = AddressPolicy {
+            allow_private: true,
+        };
+        for address in [
+            "127.0.0.1",
+            "127.255.255.254",
+            "10.0.0.1",
+            "172.16.0.1",
+            "192.168.0.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "0.1.2.3",
+            "240.0.0.1",
+            "255.255.255.255",
+            "224.0.0.251",
+            "::",
+            "::1",
+            "fe80::1",
+            "fd00:ec2::254",
+            "ff02::1",
+            "::ffff:127.0.0.1",
+            "::ffff:169.254.169.254",
+        ] {
+            let ip: std::net::IpAddr = address.parse().unwrap();
+            assert!(guard.refusal(ip).is_some(), "{address} is not refused");
+        }
+        // allow_private_targets opens private ranges, never these.
+        for address in ["0.0.0.0", "255.255.255.255", "224.0.0.251", "::", "ff02::1"] {
+            let ip: std::net::IpAddr = address.parse().unwrap();
+            assert!(lab_guard.refusal(ip).is_some(), "{address} is not refused");
+        }
+    })
+}
+
+/// A domain points every MX name at one address that accepts and never greets. Probes are
+/// cached per (name, address), so each name is probed; the per-address bound makes them wait
+/// in turn. The check ends, but only after ceil(names / per-address bound) greeting deadlines:
+/// there is no deadline for a whole check.
+#[test]
+fn mx_names_sharing_one_tarpit_address_queue_for_it() {
+    serial(async {
+        let names: Vec<String> = (0..6).map(|i| format!("mx{i}.hostile.test")).collect();
+        let lab = Lab::builder()
+            .record(D, "v=STSv1; id=1;")
+            .policy(D, Reply::policy(&enforce_policy(&["*.hostile.test"])))
+            .tlsrpt(D, TLSRPT)
             .mx(
-                domain,
+                D,
                 10,
-                &mx,
+                &names[0],
                 Some(SmtpBehaviour {
                     greeting: Greeting::Never,
                     ..SmtpBehaviour::default()
                 }),
-            );
-    }
-    let lab = builder.start().await;
-    let checker = checker_with(&lab, |s| s.smtp.greeting_timeout = Duration::from_secs(2));
-    let hostile = join_all(domains.iter().map(|d| {
-        let checker = checker.clone();
-        let d = d.clone();
-        async move { checker.check(&d).await }
-    }));
-    let healthy = async {
-        let started = Instant::now();
-        let report = checker.check(HEALTHY).await;
-        (report, started.elapsed())
-    };
-    let m = measure(async { tokio::join!(hostile, healthy) }).await;
-    let (reports, (healthy, healthy_elapsed)) = &m.value;
-    for report in reports {
+            )
+            .dns(|mut dns| {
+                for name in &names[1..] {
+                    dns = dns.mx(D, 10, name).a(name, Ipv4Addr::new(127, 0, 1, 1));
+                }
+                dns
+            })
+            .start()
+            .await;
+        let mut settings = lab.settings();
+        settings.smtp.greeting_timeout = Duration::from_secs(1);
+        let cache = Arc::new(ProbeCache::new(Duration::from_secs(600), 2));
+        let checker = Checker::with_cache(settings, lab.trust(), cache).unwrap();
+        let m = measure(checker.check(D)).await;
+        let report = &m.value;
         assert_eq!(codes(report), ["smtp_timeout"], "{:#?}", report.findings);
-    }
-    assert_eq!(
-        codes(healthy),
-        Vec::<&str>::new(),
-        "{:#?}",
-        healthy.findings
-    );
-    assert!(
-        *healthy_elapsed < Duration::from_millis(1500),
-        "the healthy domain took {healthy_elapsed:?} next to 20 hostile ones"
-    );
-    assert!(m.elapsed >= Duration::from_millis(1900), "{m:?}");
-    m.assert_within(Duration::from_secs(10), 32 * MIB);
+        assert_eq!(report.mx.hosts.len(), 6);
+        assert_eq!(lab.smtp[0].connections(), 6);
+        // Six names, two at a time, one second each.
+        assert!(m.elapsed >= Duration::from_millis(2900), "{m:?}");
+        m.assert_within(Duration::from_secs(10), HEAP_BOUND);
+    })
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_heap_measure_sees_what_a_case_holds() {
-    let _serial = SERIAL.lock().await;
-    let m = measure(async {
-        let held = vec![1u8; 10 * MIB];
-        tokio::task::yield_now().await;
-        held.iter().map(|&b| usize::from(b)).sum::<usize>()
+// --- hostile clients of our own port
+
+/// Whoever reaches the exporter's port opens connections until the process runs out of file
+/// descriptors. The exporter must not spin: accept fails with EMFILE at once, again and again.
+#[test]
+#[ignore = "bug: server::serve retries a failed accept at once (`let Ok(..) = accepted else { \
+            continue }`), so once file descriptors run out (EMFILE) it spins a core at 100% \
+            until connections close"]
+fn running_out_of_file_descriptors_does_not_spin() {
+    serial(async {
+        let dir = support::http::TempDir::new("hostile-fds");
+        let config = dir.path("config.yml");
+        // Nothing is checked during the test: the first check is up to a minute away.
+        std::fs::write(
+            &config,
+            "global:\n  dns: { server: \"127.0.0.1:9\", timeout: 100ms, attempts: 1 }\ndomains: [example.test]\n",
+        )
+        .unwrap();
+        let mut exporter = KillOnDrop(
+            std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!(
+                    "ulimit -n 64 && exec {} --config.file {} --web.listen-address 127.0.0.1:0",
+                    env!("CARGO_BIN_EXE_mta-sts-exporter"),
+                    config.display()
+                ))
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap(),
+        );
+        let addr = listening_address(exporter.0.stderr.take().unwrap());
+        let pid = exporter.0.id();
+
+        // Hold more connections than the process has descriptors.
+        let held: Vec<std::net::TcpStream> = (0..100)
+            .filter_map(|_| std::net::TcpStream::connect(addr).ok())
+            .collect();
+        assert!(held.len() > 64, "{} connections", held.len());
+        std::thread::sleep(Duration::from_millis(300));
+        let before = cpu_ticks(pid);
+        std::thread::sleep(Duration::from_secs(2));
+        let busy = Duration::from_millis((cpu_ticks(pid) - before) * 10);
+        let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count());
+        assert!(
+            fds >= 64,
+            "the exporter has {fds} descriptors: not out of them"
+        );
+        drop(held);
+        drop(exporter);
+        assert!(
+            busy < Duration::from_millis(500),
+            "the exporter used {busy:?} of CPU in 2 s while out of file descriptors"
+        );
     })
-    .await;
-    assert_eq!(m.value, 10 * MIB);
-    assert!(m.heap_peak_growth >= 10 * MIB, "{m:?}");
+}
+
+#[test]
+fn the_heap_measure_sees_what_a_case_holds() {
+    serial(async {
+        let m = measure(async {
+            let held = vec![1u8; 10 * MIB];
+            tokio::task::yield_now().await;
+            held.iter().map(|&b| usize::from(b)).sum::<usize>()
+        })
+        .await;
+        assert_eq!(m.value, 10 * MIB);
+        assert!(m.heap_peak_growth >= 10 * MIB, "{m:?}");
+    })
 }
 
 // --- helpers
 
-/// Hostile cases run one at a time, so the heap peak measured is the case's own.
-static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+/// Runs one case on its own runtime, one case at a time, and drops the runtime (and with it
+/// every fake server and leftover task) before the next case starts: the heap peak measured is
+/// the case's own.
+fn serial<F: Future>(case: F) -> F::Output {
+    static SERIAL: Mutex<()> = Mutex::new(());
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let output = runtime.block_on(case);
+    runtime.shutdown_timeout(Duration::from_secs(10));
+    output
+}
 
 /// A lab where `D` is fine except its one MX, which behaves as `behaviour`.
 async fn with_mx(behaviour: SmtpBehaviour) -> Lab {
@@ -995,6 +1206,47 @@ async fn raw_tls_server(leaf: &Leaf, bytes: Vec<u8>, trickle: Option<Duration>) 
         }
     });
     RawServer { port, client_gone }
+}
+
+/// A child process killed (SIGKILL) and reaped when dropped, even by a failing assertion.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Reads the exporter's log until it says where it listens, and drains it after that (a
+/// closed pipe would end the exporter at its next log line).
+fn listening_address(stderr: std::process::ChildStderr) -> std::net::SocketAddr {
+    use std::io::BufRead;
+    let (found, address) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines() {
+            let Ok(line) = line else { return };
+            if !line.contains("msg=listening") {
+                continue;
+            }
+            if let Some(rest) = line.split("address=").nth(1) {
+                let text = rest.split_whitespace().next().unwrap_or_default();
+                let _ = found.send(text.trim_matches('"').parse().expect("listen address"));
+            }
+        }
+    });
+    address
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the exporter did not say where it listens")
+}
+
+/// User plus system CPU time of a process, in clock ticks (1/100 s on Linux).
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("process stat");
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let after = stat.rsplit_once(") ").expect("stat format").1;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
 }
 
 /// Deterministic noise (xorshift).
