@@ -132,7 +132,9 @@ async fn main() {
         });
     let mut max_fds = 0usize;
     while !service.store.is_ready() {
-        let fds = std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0);
+        let fds = std::fs::read_dir("/proc/self/fd")
+            .map(|d| d.count())
+            .unwrap_or(0);
         max_fds = max_fds.max(fds);
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -178,7 +180,10 @@ async fn main() {
         .unwrap_or_default();
 
     let checks = sample(&body, "mta_sts_exporter_checks_total");
-    let info_lines = body.lines().filter(|l| l.starts_with("mta_sts_domain_info{")).count();
+    let info_lines = body
+        .lines()
+        .filter(|l| l.starts_with("mta_sts_domain_info{"))
+        .count();
     let checked_lines = body
         .lines()
         .filter(|l| l.starts_with("mta_sts_last_check_timestamp_seconds{"))

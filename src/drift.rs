@@ -150,8 +150,10 @@ impl DriftState {
         ) else {
             // Nothing comparable this time; keep reporting a known stale id.
             if let Some(h) = self.domains.get_mut(&report.domain) {
+                if now - h.last_seen > 86_400 {
+                    self.dirty = true;
+                }
                 h.last_seen = now;
-                self.dirty = true;
                 report.drift = Some(status(h));
                 if h.stale {
                     report.findings.push(stale_finding(h));
@@ -176,6 +178,10 @@ impl DriftState {
             }
             Some(h) => h,
         };
+        // last_seen only matters for the removal grace period: refresh it on disk once a day.
+        if now - history.last_seen > 86_400 {
+            self.dirty = true;
+        }
         history.last_seen = now;
         let id_changed = history.id != id;
         let body_changed = history.policy_sha256 != policy_sha;
@@ -224,11 +230,13 @@ impl DriftState {
                 history.changes += 1;
             }
         }
+        if id_changed || body_changed {
+            self.dirty = true;
+        }
         if history.stale {
             report.findings.push(stale_finding(history));
         }
         report.drift = Some(status(history));
-        self.dirty = true;
     }
 
     /// Drops the history of domains not configured (`configured`) and not seen for the grace
@@ -325,6 +333,17 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), String> {
         std::fs::rename(&tmp, path)?;
         std::fs::File::open(&dir)?.sync_all()
     })();
+    if result.is_ok() {
+        // Temporary files of saves killed mid-way (other process ids) are garbage now.
+        let prefix = format!(".{name}.tmp.");
+        if let Ok(entries) = std::fs::read_dir(&dir) {
+            for entry in entries.flatten() {
+                if entry.file_name().to_string_lossy().starts_with(&prefix) {
+                    let _ = std::fs::remove_file(entry.path());
+                }
+            }
+        }
+    }
     result.map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
         format!("cannot save state to {}: {e}", path.display())

@@ -143,7 +143,16 @@ async fn accept_loop(
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let Ok((stream, peer)) = accepted else { continue };
+                let (stream, peer) = match accepted {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        // EMFILE/ENFILE and friends fail again at once: back off instead of
+                        // spinning, and let open connections finish.
+                        tracing::warn!(msg = "accept failed; pausing", err = %e);
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
                 let tls = match (role, &web) {
                     (Role::Main, Some(web)) => web.current().tls(),
                     _ => None,

@@ -790,9 +790,6 @@ fn many_hostile_mx_hosts_do_not_stall_a_healthy_domain() {
 /// (64:ff9b::/96, RFC 6052; 64:ff9b:1::/48, RFC 8215) the first reaches that IPv4 address; 6to4
 /// (2002::/16) and IPv4-compatible (::/96) addresses embed one too.
 #[test]
-#[ignore = "bug: probe::target::AddressPolicy::refusal allows IPv6 addresses that embed a \
-            private IPv4 address (NAT64 64:ff9b::/96 and 64:ff9b:1::/48, 6to4 2002::/16, \
-            IPv4-compatible ::/96): only ::ffff:0:0/96 is unwrapped"]
 fn address_guard_refuses_private_ipv4_inside_ipv6() {
     // Through `serial` too, so that it never runs beside a measured case.
     serial(async {
@@ -902,9 +899,6 @@ fn mx_names_sharing_one_tarpit_address_queue_for_it() {
 /// Whoever reaches the exporter's port opens connections until the process runs out of file
 /// descriptors. The exporter must not spin: accept fails with EMFILE at once, again and again.
 #[test]
-#[ignore = "bug: server::serve retries a failed accept at once (`let Ok(..) = accepted else { \
-            continue }`), so once file descriptors run out (EMFILE) it spins a core at 100% \
-            until connections close"]
 fn running_out_of_file_descriptors_does_not_spin() {
     serial(async {
         let dir = support::http::TempDir::new("hostile-fds");

@@ -25,14 +25,28 @@ impl AddressPolicy {
     }
 }
 
-/// IPv4-mapped IPv6 addresses are judged as the IPv4 address they carry.
+/// IPv6 addresses that carry an IPv4 address are judged as that IPv4 address: IPv4-mapped
+/// (::ffff:0:0/96), IPv4-compatible (::/96), NAT64 (64:ff9b::/96, RFC 6052; 64:ff9b:1::/48,
+/// RFC 8215) and 6to4 (2002::/16).
 fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => IpAddr::V6(v6),
-        },
-        v4 => v4,
+    let IpAddr::V6(v6) = ip else {
+        return ip;
+    };
+    if let Some(v4) = v6.to_ipv4_mapped() {
+        return IpAddr::V4(v4);
+    }
+    let s = v6.segments();
+    let from = |hi: u16, lo: u16| IpAddr::V4(Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo)));
+    match s {
+        // IPv4-compatible ::a.b.c.d (but not :: and ::1)
+        [0, 0, 0, 0, 0, 0, hi, lo] if hi != 0 => from(hi, lo),
+        // NAT64 well-known prefix 64:ff9b::/96
+        [0x64, 0xff9b, 0, 0, 0, 0, hi, lo] => from(hi, lo),
+        // NAT64 local-use prefix 64:ff9b:1::/48 (the IPv4 address in the last 32 bits, /96)
+        [0x64, 0xff9b, 1, ..] => from(s[6], s[7]),
+        // 6to4: 2002:aabb:ccdd::/48
+        [0x2002, hi, lo, ..] => from(hi, lo),
+        _ => ip,
     }
 }
 
