@@ -520,9 +520,14 @@ def check_promises(rendered: dict[str, list[dict[str, Any]]], merged: dict[str, 
                             if path not in only_config),
                         f"webConfig.config.tls_server_config.{key} {tls[key]} is in no mounted "
                         "volume that can hold it (webConfig.tlsSecretName, extraVolumeMounts)")
-    if web["enabled"] and web["tls"]:
-        _assert(live["httpGet"]["scheme"] == "HTTPS" and ready["httpGet"]["scheme"] == "HTTPS",
-                "probes are not HTTPS with webConfig.tls")
+    if web["enabled"]:
+        # Behind TLS or basic auth the kubelet probes the unauthenticated probe listener.
+        probe_port = int(merged["containerPort"]) + 1
+        _assert(f"--web.probe-address=:{probe_port}" in args,
+                "webConfig without --web.probe-address for the kubelet probes")
+        _assert(live["httpGet"]["port"] == "http-probe" and ready["httpGet"]["port"] == "http-probe"
+                and live["httpGet"]["scheme"] == "HTTP" and ready["httpGet"]["scheme"] == "HTTP",
+                "with webConfig, probes must use the plain http-probe port")
 
     # NetworkPolicy ports.
     for policy in by_kind(rendered, "NetworkPolicy"):

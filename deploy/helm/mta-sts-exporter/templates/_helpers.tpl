@@ -197,6 +197,8 @@ spec:
         {{- end }}
         {{- if .Values.webConfig.enabled }}
         - --web.config.file={{ include "mta-sts-exporter.webConfigDir" . }}/{{ .Values.webConfig.key }}
+        # Health endpoints without auth, for the kubelet, on the next port.
+        - --web.probe-address=:{{ add (int .Values.containerPort) 1 }}
         {{- end }}
         {{- range .Values.extraArgs }}
         - {{ . | quote }}
@@ -218,12 +220,22 @@ spec:
         - name: http-metrics
           containerPort: {{ .Values.containerPort }}
           protocol: TCP
+        {{- if .Values.webConfig.enabled }}
+        - name: http-probe
+          containerPort: {{ add (int .Values.containerPort) 1 }}
+          protocol: TCP
+        {{- end }}
       {{- if .Values.livenessProbe.enabled }}
       livenessProbe:
         httpGet:
           path: /-/healthy
+          {{- if .Values.webConfig.enabled }}
+          port: http-probe
+          scheme: HTTP
+          {{- else }}
           port: http-metrics
           scheme: {{ include "mta-sts-exporter.scheme" . | upper }}
+          {{- end }}
           {{- with .Values.livenessProbe.httpHeaders }}
           httpHeaders:
             {{- toYaml . | nindent 12 }}
@@ -237,8 +249,13 @@ spec:
       readinessProbe:
         httpGet:
           path: /-/ready
+          {{- if .Values.webConfig.enabled }}
+          port: http-probe
+          scheme: HTTP
+          {{- else }}
           port: http-metrics
           scheme: {{ include "mta-sts-exporter.scheme" . | upper }}
+          {{- end }}
           {{- with .Values.readinessProbe.httpHeaders }}
           httpHeaders:
             {{- toYaml . | nindent 12 }}
