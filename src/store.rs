@@ -65,9 +65,11 @@ pub const DURATION_BUCKETS: [f64; 12] = [
     0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0,
 ];
 
+/// A fixed-bucket histogram of check durations. Counts are kept per bucket (not cumulative),
+/// as the encoder accumulates them; the last bucket is +Inf.
 #[derive(Debug, Default)]
 pub struct Histogram {
-    counts: [AtomicU64; DURATION_BUCKETS.len()],
+    counts: [AtomicU64; DURATION_BUCKETS.len() + 1],
     count: AtomicU64,
     /// Sum in microseconds (atomics hold integers).
     sum_micros: AtomicU64,
@@ -75,22 +77,26 @@ pub struct Histogram {
 
 impl Histogram {
     pub fn observe(&self, seconds: f64) {
-        for (bound, count) in DURATION_BUCKETS.iter().zip(&self.counts) {
-            if seconds <= *bound {
-                count.fetch_add(1, Ordering::Relaxed);
-            }
+        let bucket = DURATION_BUCKETS
+            .iter()
+            .position(|bound| seconds <= *bound)
+            .unwrap_or(DURATION_BUCKETS.len());
+        if let Some(count) = self.counts.get(bucket) {
+            count.fetch_add(1, Ordering::Relaxed);
         }
         self.count.fetch_add(1, Ordering::Relaxed);
         let micros = (seconds.max(0.0) * 1e6) as u64;
         self.sum_micros.fetch_add(micros, Ordering::Relaxed);
     }
 
-    /// (sum, count, cumulative buckets)
+    /// (sum, count, per-bucket counts with upper bounds, the last one +Inf)
     pub fn snapshot(&self) -> (f64, u64, Vec<(f64, u64)>) {
         let buckets = DURATION_BUCKETS
             .iter()
+            .copied()
+            .chain(std::iter::once(f64::INFINITY))
             .zip(&self.counts)
-            .map(|(b, c)| (*b, c.load(Ordering::Relaxed)))
+            .map(|(b, c)| (b, c.load(Ordering::Relaxed)))
             .collect();
         (
             self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6,
@@ -238,4 +244,24 @@ fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
 fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
     lock.write()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_buckets_are_per_bucket_with_an_inf_overflow() {
+        let h = Histogram::default();
+        for seconds in [0.01, 0.07, 0.07, 3.0, 500.0] {
+            h.observe(seconds);
+        }
+        let (sum, count, buckets) = h.snapshot();
+        assert_eq!(count, 5);
+        assert!((sum - 503.15).abs() < 1e-6);
+        assert_eq!(buckets.iter().map(|(_, c)| c).sum::<u64>(), 5);
+        assert_eq!(buckets[0], (0.05, 1));
+        assert_eq!(buckets[1], (0.1, 2));
+        assert_eq!(buckets.last(), Some(&(f64::INFINITY, 1)));
+    }
 }

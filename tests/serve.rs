@@ -282,6 +282,21 @@ async fn serves_metrics_api_and_reloads() {
         Some(1.0)
     );
     assert!(m.contains("# HELP mta_sts_record_valid"));
+    // the duration histogram counts each check once, up to +Inf
+    let checks = sample(&m, "mta_sts_exporter_checks_total{result=\"ok\"}").unwrap()
+        + sample(&m, "mta_sts_exporter_checks_total{result=\"critical\"}").unwrap()
+        + sample(&m, "mta_sts_exporter_checks_total{result=\"undetermined\"}").unwrap();
+    assert_eq!(
+        sample(&m, "mta_sts_exporter_check_duration_seconds_count"),
+        Some(checks)
+    );
+    assert_eq!(
+        sample(
+            &m,
+            "mta_sts_exporter_check_duration_seconds_bucket{le=\"+Inf\"}"
+        ),
+        Some(checks)
+    );
     assert!(m.contains("(from the last scheduled check)"));
 
     // every documented family is produced
