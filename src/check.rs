@@ -18,7 +18,7 @@ use crate::report::{
     DomainReport, MxHostReport, MxReport, MxStatus, PolicyReport, PolicyStatus, RecordReport,
     RecordStatus, TlsRptReport, TlsRptStatus, Verdict,
 };
-use crate::stage::cert::{CertFault, TrustStore};
+use crate::stage::cert::{hex, CertFault, TrustStore};
 use crate::stage::policy::{parse_policy, Mode};
 use crate::stage::{mx, record, tlsrpt};
 
@@ -117,7 +117,7 @@ impl Checker {
         &self.inner.settings
     }
 
-    /// Checks one domain (already normalised: see [`normalize_domain`]).
+    /// Checks one domain (already normalised: see [`crate::config::normalize_domain`]).
     pub async fn check(&self, domain: &str) -> DomainReport {
         let started = Instant::now();
         let inner = &self.inner;
@@ -467,46 +467,6 @@ impl Checker {
             None => Arc::new(probe().await),
         }
     }
-}
-
-/// Lower-cases a domain, drops one trailing dot, and checks it is a host name we can query.
-/// The error says what is wrong with the value given.
-pub fn normalize_domain(input: &str) -> Result<String, String> {
-    let trimmed = input.trim();
-    let name = trimmed
-        .strip_suffix('.')
-        .unwrap_or(trimmed)
-        .to_ascii_lowercase();
-    if name.is_empty() {
-        return Err(format!("{input:?} is not a domain name"));
-    }
-    if !name.is_ascii() {
-        return Err(format!(
-            "{input:?} is not ASCII: give internationalised domains as A-labels (xn--...)"
-        ));
-    }
-    if name.len() > 253 {
-        return Err(format!("{input:?} is longer than 253 characters"));
-    }
-    let labels: Vec<&str> = name.split('.').collect();
-    if labels.len() < 2 {
-        return Err(format!(
-            "{input:?} has a single label; give a full domain such as example.com"
-        ));
-    }
-    for label in labels {
-        let valid = !label.is_empty()
-            && label.len() <= 63
-            && !label.starts_with('-')
-            && !label.ends_with('-')
-            && label
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        if !valid {
-            return Err(format!("{input:?} has an invalid label {label:?}"));
-        }
-    }
-    Ok(name)
 }
 
 fn record_stage(
@@ -870,32 +830,9 @@ pub fn format_date(unix: i64) -> String {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes.iter().fold(String::new(), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn normalize_domain_cases() {
-        assert_eq!(normalize_domain("Example.COM.").unwrap(), "example.com");
-        assert_eq!(normalize_domain(" a.b.example ").unwrap(), "a.b.example");
-        assert!(normalize_domain("").is_err());
-        assert!(normalize_domain("com").is_err());
-        assert!(normalize_domain("exa mple.com").is_err());
-        assert!(normalize_domain("-a.com").is_err());
-        assert!(normalize_domain("a..com").is_err());
-        assert!(normalize_domain("bücher.de")
-            .unwrap_err()
-            .contains("A-labels"));
-        assert!(normalize_domain(&format!("{}.com", "a".repeat(64))).is_err());
-    }
 
     #[test]
     fn format_date_is_utc_calendar_date() {

@@ -1457,6 +1457,22 @@ fn parse_dns_server(text: &str) -> Option<SocketAddr> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn normalize_domain_cases() {
+        assert_eq!(normalize_domain("Example.COM.").unwrap(), "example.com");
+        assert_eq!(normalize_domain(" a.b.example ").unwrap(), "a.b.example");
+        assert!(normalize_domain("").is_err());
+        assert!(normalize_domain("com").is_err());
+        assert!(normalize_domain("exa mple.com").is_err());
+        assert!(normalize_domain("-a.com").is_err());
+        assert!(normalize_domain("a..com").is_err());
+        assert!(normalize_domain("bücher.de")
+            .unwrap_err()
+            .to_string()
+            .contains("A-label"));
+        assert!(normalize_domain(&format!("{}.com", "a".repeat(64))).is_err());
+    }
+
     use super::*;
 
     #[test]

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use mta_sts_exporter::check::{normalize_domain, CheckSettings, Checker};
+use mta_sts_exporter::check::{CheckSettings, Checker};
+use mta_sts_exporter::config::normalize_domain;
 use mta_sts_exporter::duration::parse_duration;
 use mta_sts_exporter::logging;
 use mta_sts_exporter::probe::dns::{Families, ResolverSettings};
@@ -371,7 +372,7 @@ async fn run_check(args: CheckArgs) -> ExitCode {
         match normalize_domain(raw) {
             Ok(d) => domains.push(d),
             Err(e) => {
-                eprintln!("error: {e}");
+                eprintln!("error: invalid domain {raw:?}: {e}");
                 return ExitCode::from(2);
             }
         }

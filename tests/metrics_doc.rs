@@ -3,23 +3,14 @@
 
 use std::collections::BTreeSet;
 
-use mta_sts_exporter::metrics::{sample_name, METRICS};
+mod support;
 
-pub fn documented() -> BTreeSet<String> {
-    let doc =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/metrics.md")).unwrap();
-    doc.lines()
-        .filter_map(|line| line.strip_prefix("| `"))
-        .filter_map(|rest| rest.split('`').next())
-        .filter(|name| name.starts_with("mta_sts_"))
-        .map(str::to_string)
-        .collect()
-}
+use mta_sts_exporter::metrics::{sample_name, METRICS};
 
 #[test]
 fn documented_and_defined_metrics_agree() {
     let defined: BTreeSet<String> = METRICS.iter().map(|d| sample_name(d)).collect();
-    let documented = documented();
+    let documented: BTreeSet<String> = support::documented_metrics().into_iter().collect();
     let undocumented: Vec<_> = defined.difference(&documented).collect();
     let phantom: Vec<_> = documented.difference(&defined).collect();
     assert!(

@@ -8,6 +8,7 @@ use std::time::Duration;
 use mta_sts_exporter::scheduler::SchedulerSettings;
 use mta_sts_exporter::service::Service;
 use support::certs::Validity;
+use support::documented_metrics;
 use support::http::{get, request, sample, TempDir};
 use support::https::Reply;
 use support::lab::{enforce_policy, Lab};
@@ -384,17 +385,6 @@ async fn serves_metrics_api_and_reloads() {
     );
 
     service.shutdown().await;
-}
-
-fn documented_metrics() -> Vec<String> {
-    let doc =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/metrics.md")).unwrap();
-    doc.lines()
-        .filter_map(|line| line.strip_prefix("| `"))
-        .filter_map(|rest| rest.split('`').next())
-        .filter(|name| name.starts_with("mta_sts_"))
-        .map(str::to_string)
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

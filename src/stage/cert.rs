@@ -389,7 +389,8 @@ fn strip_der_header(der: &[u8]) -> Option<&[u8]> {
     rest.get(..len)
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Lower-case hex of `bytes`.
+pub(crate) fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
     bytes
         .iter()
