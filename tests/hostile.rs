@@ -958,7 +958,8 @@ fn the_heap_measure_sees_what_a_case_holds() {
         })
         .await;
         assert_eq!(m.value, 10 * MIB);
-        assert!(m.heap_peak_growth >= 10 * MIB, "{m:?}");
+        // Other threads may free a little meanwhile: the 10 MiB must show, give or take 1 MiB.
+        assert!(m.heap_peak_growth >= 9 * MIB, "{m:?}");
     })
 }
 
