@@ -6,7 +6,7 @@
 #   - amtool config routes test: which receiver representative alerts reach
 #   - promtool check rules on the PromQL of dashboards/*.json and docs/runbook.md (needs jq)
 # Exits 0 when everything passes, 1 when a check fails, 2 when promtool or amtool is missing.
-# The cargo test `tests/assets.rs` checks the rest (metric names, runbook anchors, dashboards).
+# The cargo test `tests/suite/assets.rs` checks the rest (metric names, runbook anchors, dashboards).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 

@@ -350,7 +350,7 @@ impl Code {
 pub fn findings_markdown() -> String {
     let mut out = String::from(
         "# Findings\n\n\
-         <!-- Generated from src/finding.rs by `UPDATE_DOCS=1 cargo test --test docs`; do not edit by hand. -->\n\n\
+         <!-- Generated from src/finding.rs by `UPDATE_DOCS=1 cargo test --test suite docs::`; do not edit by hand. -->\n\n\
          Every check produces a list of findings. A finding has a stable `code` (below), a\n\
          `severity`, the `host` and `address` it concerns where there is one, the policy `line`\n\
          for policy-file findings, and a message naming the offending value. Codes are a public\n\

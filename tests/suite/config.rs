@@ -1,7 +1,7 @@
 //! The configuration file: good files load to the expected values; each rule has one bad file in
 //! `tests/config/` and its exact message here.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::fs;

@@ -2,7 +2,7 @@
 //! auth, response headers, certificate rotation, a bad file written later, the probe listener,
 //! and the binary's handling of the flags. Certificates are minted at test time.
 
-mod support;
+use crate::support;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

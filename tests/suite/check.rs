@@ -1,6 +1,6 @@
 //! End-to-end checks of one domain against the in-process lab (fake DNS, HTTPS and SMTP).
 
-mod support;
+use crate::support;
 
 use mta_sts_exporter::finding::{Code, Severity};
 use mta_sts_exporter::report::{DomainReport, PolicyStatus, RecordStatus, TlsRptStatus, Verdict};

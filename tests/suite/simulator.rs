@@ -1,7 +1,7 @@
 //! A small simulated fleet checked end to end by the service: every scenario yields its
 //! finding, and each shared provider MX address is connected to once per pass.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

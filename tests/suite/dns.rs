@@ -1,7 +1,7 @@
 //! probe::dns against the in-process fake DNS server: each answer class maps to the right
 //! `Lookup` variant, names are normalised, deadlines hold, nothing is cached.
 
-mod support;
+use crate::support;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};

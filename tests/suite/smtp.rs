@@ -1,7 +1,7 @@
 //! The STARTTLS probe against the scripted fake SMTP server: every outcome, its finding code,
 //! and the certificate seen after STARTTLS.
 
-mod support;
+use crate::support;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};

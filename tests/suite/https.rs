@@ -1,7 +1,7 @@
 //! The policy fetch against the in-process fake HTTPS policy server (and a few raw TLS servers
 //! for responses hyper would never send).
 
-mod support;
+use crate::support;
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -1,7 +1,7 @@
 //! id drift end to end: the policy changes without a new id, the exporter restarts from its
 //! state file, the state file is corrupt.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! The exporter service end to end: config file → scheduler → /metrics and the JSON API,
 //! against the in-process lab; reload; SIGTERM.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

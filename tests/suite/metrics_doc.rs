@@ -1,9 +1,9 @@
 //! `docs/metrics.md` is the metric contract: it documents exactly the families the exporter
-//! defines. (That every family is produced is checked end to end in tests/serve.rs.)
+//! defines. (That every family is produced is checked end to end in tests/suite/serve.rs.)
 
 use std::collections::BTreeSet;
 
-mod support;
+use crate::support;
 
 use mta_sts_exporter::metrics::{sample_name, METRICS};
 

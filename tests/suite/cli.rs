@@ -1,7 +1,7 @@
 //! The `check` command as a person and a script use it: the human report (golden files), JSON,
 //! and exit codes.
 
-mod support;
+use crate::support;
 
 use std::process::Command;
 
@@ -110,7 +110,7 @@ fn golden(name: &str, actual: &str) {
             .map(|(i, (e, a))| format!("line {}:\n  expected: {e}\n  actual:   {a}", i + 1))
             .collect();
         panic!(
-            "{name} differs (UPDATE_GOLDEN=1 cargo test --test cli to accept):\n{}\n--- actual ---\n{actual}",
+            "{name} differs (UPDATE_GOLDEN=1 cargo test --test suite cli:: to accept):\n{}\n--- actual ---\n{actual}",
             diff.join("\n")
         );
     }

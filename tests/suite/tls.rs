@@ -1,6 +1,6 @@
 //! The TLS capture-then-judge path against in-process rustls servers with rcgen certificates.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -17,7 +17,7 @@ fn findings_doc_matches_the_code() {
     let actual = std::fs::read_to_string(&path).unwrap_or_default();
     assert!(
         actual == expected,
-        "docs/findings.md is out of date: run `UPDATE_DOCS=1 cargo test --test docs`"
+        "docs/findings.md is out of date: run `UPDATE_DOCS=1 cargo test --test suite docs::`"
     );
     for code in Code::ALL {
         assert!(actual.contains(&format!("## `{}`", code.as_str())));

@@ -1,0 +1,26 @@
+//! The integration suite, as one test binary: each module was once its own `tests/*.rs` file.
+//! One binary instead of fifteen keeps a clean build to a fraction of the disk and link time
+//! (every test binary links the whole dependency graph). `tests/hostile.rs` (a counting global
+//! allocator) and `tests/crash.rs` (re-executes its own binary as the crashing child) stay
+//! separate because they need a process of their own.
+//!
+//! Run one area with a filter: `cargo test --test suite dns::`.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod assets;
+mod check;
+mod cli;
+mod config;
+mod dns;
+mod docs;
+mod drift;
+mod https;
+mod metrics_doc;
+mod scheduler;
+mod serve;
+mod simulator;
+mod smtp;
+mod tls;
+mod webconfig;
