@@ -190,7 +190,6 @@ impl Checker {
         let host = format!("mta-sts.{domain}");
         let mut report = PolicyReport {
             status: PolicyStatus::NotFetched,
-            host: host.clone(),
             fetch: None,
             line_ending: None,
             policy: None,
@@ -271,7 +270,7 @@ impl Checker {
                 (false, _) => PolicyStatus::Invalid,
             };
             if report.status == PolicyStatus::Valid {
-                report.policy = parsed.policy;
+                report.policy = parsed.policy.map(Box::new);
             }
         }
         report.fetch = Some(Box::new(fetch));
@@ -475,7 +474,6 @@ fn record_stage(
     findings: &mut Vec<Finding>,
 ) -> RecordReport {
     let mut report = RecordReport {
-        name: name.clone(),
         status: RecordStatus::Missing,
         id: None,
         records: vec![],
@@ -532,7 +530,6 @@ fn tlsrpt_stage(
                 format!("the TXT lookup of {name} failed: {failure}"),
             ));
             return TlsRptReport {
-                name,
                 status: TlsRptStatus::LookupFailed,
                 record: None,
             };
@@ -558,9 +555,8 @@ fn tlsrpt_stage(
     };
     findings.extend(outcome.findings);
     TlsRptReport {
-        name,
         status,
-        record: outcome.record,
+        record: outcome.record.map(Box::new),
     }
 }
 

@@ -30,7 +30,7 @@ fn write_report(out: &mut String, r: &DomainReport, now: i64) -> std::fmt::Resul
         RecordStatus::Invalid => "invalid",
         RecordStatus::LookupFailed => "lookup failed",
     };
-    write!(out, "  TXT      {}  {record_status}", r.record.name)?;
+    write!(out, "  TXT      {}  {record_status}", r.record_name())?;
     if let Some(id) = &r.record.id {
         write!(out, "  id={id}")?;
     }
@@ -56,7 +56,7 @@ fn write_report(out: &mut String, r: &DomainReport, now: i64) -> std::fmt::Resul
     writeln!(
         out,
         "  Policy   https://{}/.well-known/mta-sts.txt  {policy_status}",
-        r.policy.host
+        r.policy_host()
     )?;
     if let Some(fetch) = &r.policy.fetch {
         let mut parts = Vec::new();
@@ -141,7 +141,7 @@ fn write_report(out: &mut String, r: &DomainReport, now: i64) -> std::fmt::Resul
         TlsRptStatus::Invalid => "invalid",
         TlsRptStatus::LookupFailed => "lookup failed",
     };
-    write!(out, "  TLS-RPT  {}  {tlsrpt_status}", r.tlsrpt.name)?;
+    write!(out, "  TLS-RPT  {}  {tlsrpt_status}", r.tlsrpt_name())?;
     if let Some(record) = &r.tlsrpt.record {
         write!(out, "  rua={}", record.rua.join(","))?;
     }

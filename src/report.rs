@@ -10,8 +10,9 @@ use crate::probe::smtp::SmtpProbe;
 use crate::stage::policy::{LineEnding, Mode, Policy};
 use crate::stage::tlsrpt::TlsRptRecord;
 
-/// The result of checking one domain.
-#[derive(Clone, Debug, Serialize)]
+/// The result of checking one domain. Serialized (JSON API, `check --format json`) with the
+/// stage names derived from the domain, see `Serialize` below.
+#[derive(Clone, Debug)]
 pub struct DomainReport {
     pub domain: String,
     /// Unix seconds at the end of the check.
@@ -20,7 +21,6 @@ pub struct DomainReport {
     /// What a sender that implements RFC 8461 does with this domain's mail today.
     pub verdict: Verdict,
     /// MX hosts a sender enforcing the policy would refuse (empty unless the verdict says so).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub refused_mx: Vec<String>,
     pub record: RecordReport,
     pub policy: PolicyReport,
@@ -28,7 +28,6 @@ pub struct DomainReport {
     pub tlsrpt: TlsRptReport,
     pub findings: Vec<Finding>,
     /// id-drift memory (filled by the exporter service, which remembers past checks).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub drift: Option<crate::drift::DriftStatus>,
 }
 
@@ -40,6 +39,35 @@ impl DomainReport {
 
     pub fn has_critical(&self) -> bool {
         self.worst_severity() == Some(Severity::Critical)
+    }
+
+    /// Releases the spare capacity the check's vectors grew with. The store keeps one report
+    /// per domain for the whole interval, so at fleet size spare capacity is real memory.
+    pub fn shrink_to_fit(&mut self) {
+        self.refused_mx.shrink_to_fit();
+        self.record.records.shrink_to_fit();
+        self.record.cname_chain.shrink_to_fit();
+        self.mx.hosts.shrink_to_fit();
+        for host in &mut self.mx.hosts {
+            host.addresses.shrink_to_fit();
+            host.probes.shrink_to_fit();
+        }
+        self.findings.shrink_to_fit();
+    }
+
+    /// `_mta-sts.<domain>`, where the policy record is looked up.
+    pub fn record_name(&self) -> String {
+        format!("_mta-sts.{}", self.domain)
+    }
+
+    /// `mta-sts.<domain>`, the host serving the policy.
+    pub fn policy_host(&self) -> String {
+        format!("mta-sts.{}", self.domain)
+    }
+
+    /// `_smtp._tls.<domain>`, where the TLS-RPT record is looked up.
+    pub fn tlsrpt_name(&self) -> String {
+        format!("_smtp._tls.{}", self.domain)
     }
 
     /// The mode of the usable policy, if any.
@@ -107,11 +135,9 @@ pub enum RecordStatus {
     LookupFailed,
 }
 
-/// The `_mta-sts` TXT record stage.
+/// The `_mta-sts` TXT record stage (at `DomainReport::record_name`).
 #[derive(Clone, Debug, Serialize)]
 pub struct RecordReport {
-    /// `_mta-sts.<domain>`.
-    pub name: String,
     pub status: RecordStatus,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
@@ -136,19 +162,19 @@ pub enum PolicyStatus {
     NotFetched,
 }
 
-/// The policy fetch and parse stages.
+/// The policy fetch and parse stages (of `DomainReport::policy_host`).
 #[derive(Clone, Debug, Serialize)]
 pub struct PolicyReport {
+    /// Serialized by `DomainReport`, before the host.
+    #[serde(skip)]
     pub status: PolicyStatus,
-    /// The policy host, `mta-sts.<domain>`.
-    pub host: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fetch: Option<Box<PolicyFetch>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub line_ending: Option<LineEnding>,
     /// The parsed policy, when valid.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub policy: Option<Policy>,
+    pub policy: Option<Box<Policy>>,
     /// Lower-case hex SHA-256 of the body as served.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub body_sha256: Option<String>,
@@ -210,13 +236,12 @@ pub enum TlsRptStatus {
     LookupFailed,
 }
 
-/// The `_smtp._tls` TXT record stage (RFC 8460).
+/// The `_smtp._tls` TXT record stage (RFC 8460), at `DomainReport::tlsrpt_name`.
 #[derive(Clone, Debug, Serialize)]
 pub struct TlsRptReport {
-    pub name: String,
     pub status: TlsRptStatus,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub record: Option<TlsRptRecord>,
+    pub record: Option<Box<TlsRptRecord>>,
 }
 
 impl DomainReport {
@@ -230,7 +255,6 @@ impl DomainReport {
             verdict: Verdict::NoPolicy,
             refused_mx: vec![],
             record: RecordReport {
-                name: format!("_mta-sts.{domain}"),
                 status: RecordStatus::Missing,
                 id: None,
                 records: vec![],
@@ -238,7 +262,6 @@ impl DomainReport {
             },
             policy: PolicyReport {
                 status: PolicyStatus::NotFetched,
-                host: format!("mta-sts.{domain}"),
                 fetch: None,
                 line_ending: None,
                 policy: None,
@@ -250,12 +273,105 @@ impl DomainReport {
                 hosts: vec![],
             },
             tlsrpt: TlsRptReport {
-                name: format!("_smtp._tls.{domain}"),
                 status: TlsRptStatus::Missing,
                 record: None,
             },
             findings: vec![],
             drift: None,
         }
+    }
+}
+
+/// The stage names are not stored (at fleet size three names per domain are megabytes): they
+/// are derived from the domain when serializing, in the same place and order as fields.
+impl Serialize for DomainReport {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Named<'a, T> {
+            name: String,
+            #[serde(flatten)]
+            stage: &'a T,
+        }
+        #[derive(Serialize)]
+        struct Policy<'a> {
+            status: PolicyStatus,
+            host: String,
+            #[serde(flatten)]
+            stage: &'a PolicyReport,
+        }
+        #[derive(Serialize)]
+        struct View<'a> {
+            domain: &'a str,
+            checked_at: i64,
+            duration_seconds: f64,
+            verdict: Verdict,
+            #[serde(skip_serializing_if = "<[String]>::is_empty")]
+            refused_mx: &'a [String],
+            record: Named<'a, RecordReport>,
+            policy: Policy<'a>,
+            mx: &'a MxReport,
+            tlsrpt: Named<'a, TlsRptReport>,
+            findings: &'a [Finding],
+            #[serde(skip_serializing_if = "Option::is_none")]
+            drift: Option<&'a crate::drift::DriftStatus>,
+        }
+        View {
+            domain: &self.domain,
+            checked_at: self.checked_at,
+            duration_seconds: self.duration_seconds,
+            verdict: self.verdict,
+            refused_mx: &self.refused_mx,
+            record: Named {
+                name: self.record_name(),
+                stage: &self.record,
+            },
+            policy: Policy {
+                status: self.policy.status,
+                host: self.policy_host(),
+                stage: &self.policy,
+            },
+            mx: &self.mx,
+            tlsrpt: Named {
+                name: self.tlsrpt_name(),
+                stage: &self.tlsrpt,
+            },
+            findings: &self.findings,
+            drift: self.drift.as_ref(),
+        }
+        .serialize(serializer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_carries_the_derived_stage_names_in_field_order() {
+        let mut report = DomainReport::skeleton("example.com");
+        report.refused_mx.push("mx1.example.com".into());
+        let json = serde_json::to_string(&report).expect("serializes");
+        let value: serde_json::Value = serde_json::from_str(&json).expect("valid JSON");
+        assert_eq!(value["record"]["name"], "_mta-sts.example.com");
+        assert_eq!(value["record"]["status"], "missing");
+        assert_eq!(value["policy"]["host"], "mta-sts.example.com");
+        assert_eq!(value["policy"]["status"], "not_fetched");
+        assert_eq!(value["tlsrpt"]["name"], "_smtp._tls.example.com");
+        assert_eq!(value["refused_mx"][0], "mx1.example.com");
+        assert!(
+            value.get("drift").is_none(),
+            "absent drift is omitted: {json}"
+        );
+        // The order the fields had when they were stored: name/status, status/host.
+        let at = |needle: &str| json.find(needle).unwrap_or(usize::MAX);
+        assert!(
+            at(r#""name":"_mta-sts"#) < at(r#""status":"missing""#),
+            "{json}"
+        );
+        assert!(
+            at(r#""status":"not_fetched""#) < at(r#""host":"mta-sts"#),
+            "{json}"
+        );
+        assert!(at(r#""domain""#) < at(r#""record""#) && at(r#""mx""#) < at(r#""tlsrpt""#));
     }
 }

@@ -130,15 +130,15 @@ async fn run(
 ) {
     let start = Instant::now();
     let semaphore = Arc::new(Semaphore::new(settings.concurrency.max(1)));
-    let mut entries: HashMap<String, Entry> = HashMap::new();
-    let mut queue: BinaryHeap<Reverse<(Instant, u64, String)>> = BinaryHeap::new();
-    let mut pending_first: HashSet<String> = HashSet::new();
-    let mut running: JoinSet<(String, DomainReport)> = JoinSet::new();
+    // One shared copy of each name for the entry, its queue items and the first-pass set.
+    let mut entries: HashMap<Arc<str>, Entry> = HashMap::new();
+    let mut queue: Queue = BinaryHeap::new();
+    let mut pending_first: HashSet<Arc<str>> = HashSet::new();
+    let mut running: JoinSet<(Arc<str>, DomainReport)> = JoinSet::new();
     let mut generation = 0u64;
 
     for target in targets {
-        pending_first.insert(target.domain.clone());
-        add(
+        let name = add(
             &mut entries,
             &mut queue,
             &mut generation,
@@ -146,6 +146,7 @@ async fn run(
             target,
             start,
         );
+        pending_first.insert(name);
     }
 
     loop {
@@ -168,7 +169,7 @@ async fn run(
                     running.spawn(async move {
                         // The semaphore is never closed; without a permit we still check.
                         let _permit = semaphore.acquire_owned().await.ok();
-                        let report = check(domain.clone()).await;
+                        let report = check(domain.to_string()).await;
                         (domain, report)
                     });
                 }
@@ -188,19 +189,22 @@ async fn run(
                 }
                 // A domain removed while its check ran is not reported.
                 if pending_first.remove(&domain) && pending_first.is_empty() {
+                    pending_first.shrink_to_fit();
                     let _ = ready.send(true);
                 }
             }
             Some(new_targets) = reloads.recv() => {
                 let now = Instant::now();
-                let wanted: HashMap<String, Duration> =
-                    new_targets.iter().map(|t| (t.domain.clone(), t.interval)).collect();
-                entries.retain(|domain, _| wanted.contains_key(domain));
-                pending_first.retain(|domain| wanted.contains_key(domain));
+                let wanted: HashSet<&str> = new_targets.iter().map(|t| t.domain.as_str()).collect();
+                entries.retain(|domain, _| wanted.contains(&**domain));
+                pending_first.retain(|domain| wanted.contains(&**domain));
+                drop(wanted);
                 for target in new_targets {
-                    match entries.get_mut(&target.domain) {
+                    match entries.get_mut(target.domain.as_str()) {
                         Some(entry) => entry.interval = target.interval,
-                        None => add(&mut entries, &mut queue, &mut generation, &settings, target, now),
+                        None => {
+                            add(&mut entries, &mut queue, &mut generation, &settings, target, now);
+                        }
                     }
                 }
                 if pending_first.is_empty() {
@@ -217,7 +221,7 @@ async fn run(
         tokio::select! {
             done = running.join_next() => match done {
                 Some(Ok((domain, report))) => {
-                    if entries.contains_key(&domain) {
+                    if entries.contains_key(&*domain) {
                         sink(report);
                     }
                 }
@@ -232,22 +236,26 @@ async fn run(
     }
 }
 
-/// Schedules a new domain's first check within the first-check window.
+/// Due time, generation and domain of each scheduled check, earliest first.
+type Queue = BinaryHeap<Reverse<(Instant, u64, Arc<str>)>>;
+
+/// Schedules a new domain's first check within the first-check window; returns its name.
 fn add(
-    entries: &mut HashMap<String, Entry>,
-    queue: &mut BinaryHeap<Reverse<(Instant, u64, String)>>,
+    entries: &mut HashMap<Arc<str>, Entry>,
+    queue: &mut Queue,
     generation: &mut u64,
     settings: &SchedulerSettings,
     target: Target,
     now: Instant,
-) {
+) -> Arc<str> {
     *generation += 1;
     let phase = phase_of(&target.domain);
     let window = settings.first_check_window.min(target.interval);
     let due = now + window.mul_f64(phase);
-    queue.push(Reverse((due, *generation, target.domain.clone())));
+    let name: Arc<str> = Arc::from(target.domain);
+    queue.push(Reverse((due, *generation, Arc::clone(&name))));
     entries.insert(
-        target.domain,
+        Arc::clone(&name),
         Entry {
             interval: target.interval,
             phase,
@@ -256,6 +264,7 @@ fn add(
             failures: 0,
         },
     );
+    name
 }
 
 /// The next slot for a domain: its fixed phase within the interval, so the fleet stays spread

@@ -49,10 +49,16 @@ impl Default for ServiceOptions {
     }
 }
 
-/// What one loaded configuration turns into.
+/// What checking needs of one loaded configuration, kept while it is current.
 struct Built {
     checker: Checker,
     expectations: HashMap<String, Expectations>,
+}
+
+/// What one loaded configuration turns into: the checker, and the domain lists handed to the
+/// scheduler and the store once (not kept: at fleet size they are megabytes).
+struct Loaded {
+    built: Built,
     targets: Vec<Target>,
     metas: Vec<(String, DomainMeta)>,
 }
@@ -98,7 +104,7 @@ pub fn trust_store(config: &Config) -> Result<TrustStore, String> {
     TrustStore::with_ca_file(config.global.ca_file.as_deref())
 }
 
-fn build(config: &Config, cache: &Arc<ProbeCache>, shard: Shard) -> Result<Built, String> {
+fn build(config: &Config, cache: &Arc<ProbeCache>, shard: Shard) -> Result<Loaded, String> {
     let checker = Checker::with_cache(check_settings(config), trust_store(config)?, cache.clone())
         .map_err(|e| e.to_string())?;
     let mut expectations = HashMap::new();
@@ -133,9 +139,11 @@ fn build(config: &Config, cache: &Arc<ProbeCache>, shard: Shard) -> Result<Built
             },
         ));
     }
-    Ok(Built {
-        checker,
-        expectations,
+    Ok(Loaded {
+        built: Built {
+            checker,
+            expectations,
+        },
         targets,
         metas,
     })
@@ -206,21 +214,24 @@ impl Service {
             config.global.mx_cache_ttl,
             config.global.per_address_concurrency,
         ));
-        let built = build(&config, &cache, shard)?;
+        let Loaded {
+            built,
+            targets,
+            metas,
+        } = build(&config, &cache, shard)?;
         if shard.count > 1 {
             tracing::info!(
                 msg = "sharding",
                 shard = shard.index,
                 shards = shard.count,
-                domains = built.targets.len(),
+                domains = targets.len(),
                 configured = config.domains.len()
             );
         }
         scheduler_settings.concurrency = config.global.concurrency;
         let store = Arc::new(Store::new());
-        store.set_domains(built.metas.clone());
+        store.set_domains(metas);
         store.set_reload(true, unix_now());
-        let targets = built.targets.clone();
         let current = Arc::new(RwLock::new(Arc::new(built)));
 
         let (state, outcome) = DriftState::load(config.global.state_file.as_deref());
@@ -339,13 +350,13 @@ impl Service {
                             tracing::error!(msg = "reload failed; keeping the previous configuration", err = %e);
                             Err(e)
                         }
-                        Ok((config, built)) => {
+                        Ok((config, loaded)) => {
                             for w in &config.warnings {
                                 tracing::warn!(msg = "configuration", warning = %w);
                             }
-                            store.set_domains(built.metas.clone());
-                            handle.reload(built.targets.clone());
-                            *write(&current) = Arc::new(built);
+                            store.set_domains(loaded.metas);
+                            handle.reload(loaded.targets);
+                            *write(&current) = Arc::new(loaded.built);
                             store.set_reload(true, unix_now());
                             tracing::info!(
                                 msg = "configuration reloaded",

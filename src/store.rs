@@ -1,7 +1,7 @@
 //! The latest report of every configured domain, and the exporter's own counters. Metrics
 //! and the JSON API render from here at request time, so a removed domain vanishes at once.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::report::{DomainReport, Verdict};
 
 /// What the configuration says about one domain.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct DomainMeta {
     /// Routing labels (team, customer, ...), exported on `mta_sts_domain_info`.
     pub labels: BTreeMap<String, String>,
@@ -128,23 +128,28 @@ impl Store {
     /// Replaces the configured domain set. Reports of domains that stay are kept; removed
     /// domains disappear with their reports.
     pub fn set_domains(&self, domains: Vec<(String, DomainMeta)>) {
+        // Most domains share one configuration (no labels, the default interval): share it.
+        let mut shared: HashMap<DomainMeta, Arc<DomainMeta>> = HashMap::new();
         let mut map = write(&self.domains);
         let mut next = BTreeMap::new();
         for (name, meta) in domains {
             let report = map.remove(&name).and_then(|e| e.report);
-            next.insert(
-                name,
-                DomainEntry {
-                    meta: Arc::new(meta),
-                    report,
-                },
-            );
+            let meta = match shared.get(&meta) {
+                Some(meta) => Arc::clone(meta),
+                None => {
+                    let meta = Arc::new(meta);
+                    shared.insert(DomainMeta::clone(&meta), Arc::clone(&meta));
+                    meta
+                }
+            };
+            next.insert(name, DomainEntry { meta, report });
         }
         *map = next;
     }
 
     /// Stores a finished check (ignored if the domain is no longer configured) and counts it.
-    pub fn record(&self, report: DomainReport) {
+    pub fn record(&self, mut report: DomainReport) {
+        report.shrink_to_fit();
         let result = CheckResult::of(&report);
         let index = CheckResult::ALL
             .iter()

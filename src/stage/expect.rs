@@ -89,13 +89,13 @@ mod tests {
     fn report(mode: Mode, mx: &[&str], max_age: u32) -> DomainReport {
         let mut r = DomainReport::skeleton("example.test");
         r.policy.status = PolicyStatus::Valid;
-        r.policy.policy = Some(Policy {
+        r.policy.policy = Some(Box::new(Policy {
             version: "STSv1".into(),
             mode,
             max_age,
             mx: mx.iter().map(|s| s.to_string()).collect(),
             extensions: vec![],
-        });
+        }));
         r
     }
 
