@@ -117,12 +117,22 @@ impl Exposition {
 /// Encodes the whole registry as OpenMetrics (`openmetrics`) or Prometheus 0.0.4 text.
 pub fn encode(registry: &Registry, openmetrics: bool) -> Result<String, fmt::Error> {
     let mut out = String::new();
-    if openmetrics {
-        prometheus_client::encoding::text::encode(&mut out, registry)?;
-    } else {
-        prometheus_client::encoding::prometheus_text::encode(&mut out, registry)?;
-    }
+    encode_to(&mut out, registry, openmetrics)?;
     Ok(out)
+}
+
+/// Encodes into any writer: `/metrics` streams it out in chunks rather than building one
+/// string (90 MiB at 100,000 domains).
+pub fn encode_to(
+    out: &mut impl fmt::Write,
+    registry: &Registry,
+    openmetrics: bool,
+) -> Result<(), fmt::Error> {
+    if openmetrics {
+        prometheus_client::encoding::text::encode(out, registry)
+    } else {
+        prometheus_client::encoding::prometheus_text::encode(out, registry)
+    }
 }
 
 /// MX facts, taken from the most recent report that probed the MX (borrowed from it).

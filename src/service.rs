@@ -371,11 +371,7 @@ impl Service {
         };
 
         let registry = Exposition::new(store.clone(), Some(cache.clone())).registry();
-        let app = Arc::new(App {
-            store: store.clone(),
-            registry,
-            reload: reload.clone(),
-        });
+        let app = Arc::new(App::new(store.clone(), registry, reload.clone()));
         let (stop_server, mut stopped) = tokio::sync::watch::channel(false);
         let server_task = tokio::spawn(server::serve_with(listener, app, protection, async move {
             let _ = stopped.changed().await;

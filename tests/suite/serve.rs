@@ -468,3 +468,68 @@ fn config_check_flag_and_sigterm() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// `/metrics` is streamed in chunks: a fleet whose exposition spans many chunks arrives whole
+/// (OpenMetrics' `# EOF` last, every domain present), and scrapers that hang up midway free
+/// their encoding slot, so later scrapes are still served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_stream_whole_and_abandoned_scrapes_free_their_slot() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const DOMAINS: usize = 3000;
+    let lab = Lab::builder().start().await;
+    let dir = TempDir::new("serve-stream");
+    let names: Vec<String> = (0..DOMAINS)
+        .map(|i| format!("n{i:05}.absent.test"))
+        .collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let config = dir.path("config.yml");
+    std::fs::write(&config, config_yaml(&lab, &dir, &refs)).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let service = Service::start_with(config, listener, quick())
+        .await
+        .expect("starts");
+    wait_until("the first pass", || async {
+        get(addr, "/-/ready").await.status == 200
+    })
+    .await;
+
+    // Hang up after the first bytes, more times than scrapes may encode at once.
+    for _ in 0..6 {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream
+            .write_all(b"GET /metrics HTTP/1.1\r\nHost: test\r\n\r\n")
+            .await
+            .unwrap();
+        let mut first = [0u8; 1024];
+        let n = stream.read(&mut first).await.unwrap();
+        assert!(n > 0, "the scrape started");
+    }
+
+    let reply = tokio::time::timeout(
+        Duration::from_secs(60),
+        request(
+            addr,
+            "GET",
+            "/metrics",
+            Some("application/openmetrics-text"),
+        ),
+    )
+    .await
+    .expect("a scrape after abandoned ones is served");
+    assert_eq!(reply.status, 200);
+    assert!(
+        reply.body.len() > 4 * 256 * 1024,
+        "spans several chunks: {} bytes",
+        reply.body.len()
+    );
+    assert!(reply.body.ends_with("# EOF\n"), "the exposition is whole");
+    for name in &names {
+        let series = format!("mta_sts_last_check_timestamp_seconds{{domain=\"{name}\"}}");
+        assert!(
+            sample(&reply.body, &series).is_some(),
+            "{series} missing from the streamed exposition"
+        );
+    }
+    service.shutdown().await;
+}
