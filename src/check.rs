@@ -7,6 +7,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use futures_util::future::join_all;
 use ring::digest;
 
+use crate::duration::format_duration;
 use crate::finding::{Code, Finding, Severity};
 use crate::probe::cache::ProbeCache;
 use crate::probe::dns::{Dns, Families, Lookup, MxAnswer, ResolverSettings};
@@ -21,6 +22,9 @@ use crate::report::{
 use crate::stage::cert::{hex, CertFault, TrustStore};
 use crate::stage::policy::{parse_policy, Mode};
 use crate::stage::{mx, record, tlsrpt};
+
+/// Default deadline of a whole check: well above the phases' own worst case (docs/operations.md).
+pub const DEFAULT_CHECK_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Everything a check needs to know besides the domain.
 #[derive(Clone, Debug)]
@@ -40,6 +44,9 @@ pub struct CheckSettings {
     pub max_mx: usize,
     /// At most this many addresses of one MX host are probed.
     pub max_addresses_per_mx: usize,
+    /// Deadline of a whole check: policy fetch and MX probes still running then are abandoned
+    /// and reported as `check_timed_out` (each phase has its own, shorter timeout as well).
+    pub check_timeout: Duration,
 }
 
 impl Default for CheckSettings {
@@ -54,6 +61,7 @@ impl Default for CheckSettings {
             cert_warning_days: 14,
             max_mx: 20,
             max_addresses_per_mx: 8,
+            check_timeout: DEFAULT_CHECK_TIMEOUT,
         }
     }
 }
@@ -120,6 +128,7 @@ impl Checker {
     /// Checks one domain (already normalised: see [`crate::config::normalize_domain`]).
     pub async fn check(&self, domain: &str) -> DomainReport {
         let started = Instant::now();
+        let deadline = tokio::time::Instant::now() + self.inner.settings.check_timeout;
         let inner = &self.inner;
         let record_name = format!("_mta-sts.{domain}");
         let tlsrpt_name = format!("_smtp._tls.{domain}");
@@ -134,8 +143,15 @@ impl Checker {
         let tlsrpt = tlsrpt_stage(tlsrpt_name, tlsrpt_txt, &mut findings);
 
         // The policy fetch and the MX probes are independent: run them together.
+        // Both are cut off at the check's deadline, keeping whatever finished by then.
+        let policy_stage = async {
+            match tokio::time::timeout_at(deadline, self.policy_stage(domain, &record)).await {
+                Ok(stage) => stage,
+                Err(_) => self.policy_timed_out(domain),
+            }
+        };
         let (policy_stage, mx_stage) =
-            tokio::join!(self.policy_stage(domain, &record), self.mx_stage(mx_answer));
+            tokio::join!(policy_stage, self.mx_stage(mx_answer, deadline));
         let (policy, policy_findings) = policy_stage;
         findings.extend(policy_findings);
         let (mut mx, mx_findings) = mx_stage;
@@ -158,7 +174,15 @@ impl Checker {
             }
         }
 
-        let (verdict, refused_mx) = verdict(&record, &policy, &mx, inner.settings.probe_smtp);
+        let (mut verdict, refused_mx) = verdict(&record, &policy, &mx, inner.settings.probe_smtp);
+        // A host abandoned at the deadline might refuse mail: "ready" cannot be told.
+        if matches!(
+            verdict,
+            Verdict::EnforcedDeliverable | Verdict::TestingReady
+        ) && findings.iter().any(|f| f.code == Code::CheckTimedOut)
+        {
+            verdict = Verdict::Undetermined;
+        }
         findings.sort_by(|a, b| {
             b.severity
                 .cmp(&a.severity)
@@ -292,7 +316,58 @@ impl Checker {
         (report, findings)
     }
 
-    async fn mx_stage(&self, answer: Lookup<MxAnswer>) -> (MxReport, Vec<Finding>) {
+    /// The policy stage when it did not finish by the check's deadline.
+    fn policy_timed_out(&self, domain: &str) -> (PolicyReport, Vec<Finding>) {
+        let report = PolicyReport {
+            status: PolicyStatus::Unavailable,
+            fetch: None,
+            line_ending: None,
+            policy: None,
+            body_sha256: None,
+            normalized_sha256: None,
+        };
+        let host = format!("mta-sts.{domain}");
+        let finding = Finding::new(
+            Code::CheckTimedOut,
+            format!(
+                "the policy fetch from {host} did not finish within the check's deadline of {} (timeouts.check)",
+                format_duration(self.inner.settings.check_timeout)
+            ),
+        )
+        .with_host(host);
+        (report, vec![finding])
+    }
+
+    /// One MX host whose probes did not finish by the check's deadline: its name and
+    /// coverage stay, its transport is unknown.
+    fn mx_host_timed_out(&self, name: String, preference: u16) -> (MxHostReport, Vec<Finding>) {
+        let finding = Finding::new(
+            Code::CheckTimedOut,
+            format!(
+                "the probes of {name} did not finish within the check's deadline of {} (timeouts.check); its transport is unknown",
+                format_duration(self.inner.settings.check_timeout)
+            ),
+        )
+        .with_host(name.clone());
+        let host = MxHostReport {
+            name,
+            preference,
+            covered_by: None,
+            covered: false,
+            addresses: vec![],
+            probes: vec![],
+            starttls: None,
+            cert_valid: None,
+            deliverable: None,
+        };
+        (host, vec![finding])
+    }
+
+    async fn mx_stage(
+        &self,
+        answer: Lookup<MxAnswer>,
+        deadline: tokio::time::Instant,
+    ) -> (MxReport, Vec<Finding>) {
         let inner = &self.inner;
         let mut findings = Vec::new();
         let records = match answer {
@@ -341,12 +416,14 @@ impl Checker {
                 ),
             ));
         }
-        let hosts = join_all(
-            records
-                .into_iter()
-                .take(max_mx)
-                .map(|r| self.mx_host(r.exchange, r.preference)),
-        )
+        let hosts = join_all(records.into_iter().take(max_mx).map(|r| async move {
+            let probed =
+                tokio::time::timeout_at(deadline, self.mx_host(r.exchange.clone(), r.preference));
+            match probed.await {
+                Ok(host) => host,
+                Err(_) => self.mx_host_timed_out(r.exchange, r.preference),
+            }
+        }))
         .await;
         let mut report_hosts = Vec::with_capacity(hosts.len());
         for (host, host_findings) in hosts {
@@ -604,8 +681,11 @@ fn coverage_stage(policy: &PolicyReport, mx_report: &mut MxReport) -> Vec<Findin
 
 fn adjust_mx_severity(finding: Finding, severity: Severity) -> Finding {
     match finding.code {
-        // Always a warning: it will be critical, it is not yet.
-        Code::MxCertExpiring | Code::TargetAddressForbidden | Code::MxTooMany => finding,
+        // Always a warning: it will be critical, it is not yet; or unknown, not refused.
+        Code::MxCertExpiring
+        | Code::TargetAddressForbidden
+        | Code::MxTooMany
+        | Code::CheckTimedOut => finding,
         // Facts about DNS, not about what an enforcing sender refuses.
         Code::MxNull | Code::MxMissing | Code::MxLookupFailed | Code::MxAddressLookupFailed => {
             finding

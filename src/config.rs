@@ -62,6 +62,8 @@ pub struct Global {
     pub policy_fetch_timeout: Duration,
     /// Each SMTP phase (greeting, EHLO, STARTTLS, TLS handshake).
     pub smtp_timeout: Duration,
+    /// A whole domain check; what is still running then is abandoned (`check_timed_out`).
+    pub check_timeout: Duration,
     pub smtp_port: u16,
     pub https_port: u16,
     /// The name sent in EHLO; some servers refuse `localhost`, so set a real name you own.
@@ -102,6 +104,7 @@ impl Default for Global {
             connect_timeout: Duration::from_secs(10),
             policy_fetch_timeout: Duration::from_secs(60),
             smtp_timeout: Duration::from_secs(30),
+            check_timeout: crate::check::DEFAULT_CHECK_TIMEOUT,
             smtp_port: 25,
             https_port: 443,
             ehlo_name: "localhost".to_string(),
@@ -411,7 +414,7 @@ const GLOBAL_KEYS: &[&str] = &[
     "limits",
 ];
 const DNS_KEYS: &[&str] = &["server", "timeout", "attempts"];
-const TIMEOUT_KEYS: &[&str] = &["connect", "policy_fetch", "smtp"];
+const TIMEOUT_KEYS: &[&str] = &["connect", "policy_fetch", "smtp", "check"];
 const PORT_KEYS: &[&str] = &["smtp", "https"];
 const LIMIT_KEYS: &[&str] = &[
     "max_mx_per_domain",
@@ -434,6 +437,11 @@ const INTERVAL: DurationRange = DurationRange {
 };
 const TIMEOUT: DurationRange = DurationRange {
     min: Duration::from_millis(1),
+    max: None,
+};
+/// A whole check: at least a second, so a typo (`5ms`) does not cut every check off at once.
+const CHECK_TIMEOUT: DurationRange = DurationRange {
+    min: Duration::from_secs(1),
     max: None,
 };
 const ANY_DURATION: DurationRange = DurationRange {
@@ -680,10 +688,16 @@ impl Reader<'_> {
                 "timeouts" => {
                     for e in self.mapping(value, &key, Some(TIMEOUT_KEYS))? {
                         let key = format!("global.timeouts.{}", e.name);
-                        let timeout = self.duration(e.value, &key, &TIMEOUT)?;
+                        let range = if e.name == "check" {
+                            &CHECK_TIMEOUT
+                        } else {
+                            &TIMEOUT
+                        };
+                        let timeout = self.duration(e.value, &key, range)?;
                         match e.name {
                             "connect" => g.connect_timeout = timeout,
                             "policy_fetch" => g.policy_fetch_timeout = timeout,
+                            "check" => g.check_timeout = timeout,
                             _ => g.smtp_timeout = timeout,
                         }
                     }

@@ -155,6 +155,7 @@ codes! {
     MxCertNotYetValid => "mx_cert_not_yet_valid", Critical;
     MxCertNameMismatch => "mx_cert_name_mismatch", Critical;
     MxCertUntrusted => "mx_cert_untrusted", Critical;
+    CheckTimedOut => "check_timed_out", Warning;
     // --- TLS-RPT (RFC 8460 §3)
     TlsrptMissing => "tlsrpt_missing", Info;
     TlsrptLookupFailed => "tlsrpt_lookup_failed", Warning;
@@ -309,6 +310,7 @@ impl Code {
             Code::MxLookupFailed => ("The MX lookup failed (SERVFAIL, REFUSED or timeout); this is not the same as no MX.", "RFC 5321 §5.1", "Check the domain's authoritative name servers."),
             Code::MxMissing => ("The domain has no MX record; senders deliver to its address records (implicit MX).", "RFC 5321 §5.1", "Publish MX records naming the mail servers, and cover them in the policy."),
             Code::MxNull => ("The domain publishes a null MX: it accepts no mail.", "RFC 7505", "Nothing to do if the domain sends no mail; an MTA-STS policy is then unnecessary."),
+            Code::CheckTimedOut => ("The check did not finish within its deadline (`global.timeouts.check`): the probes still running were abandoned, so what senders see of that host is unknown and the verdict is undetermined unless another MX already decides it.", "mta-sts-exporter limit (`global.timeouts.check`)", "Usually many MX names on one slow or tarpitting address, probed `per_address_concurrency` at a time: fix or remove the slow hosts, shorten `timeouts.smtp`, or raise `timeouts.check`."),
             Code::MxTooMany => ("The domain publishes more MX records, or an MX host has more addresses, than the exporter checks; only the most preferred MX hosts and the first addresses were checked.", "mta-sts-exporter limit (`global.limits`)", "Reduce the MX set, or raise `max_mx_per_domain` / `max_addresses_per_mx` in the configuration."),
             Code::MxNotCovered => ("An MX host matches no `mx` pattern of the policy: a sender enforcing the policy refuses to deliver to it. Critical in enforce mode, warning otherwise.", "RFC 8461 §4.1", "Add `mx: <host>` (or a wildcard that matches exactly one left-most label) to the policy and bump the record's `id`."),
             Code::MxPatternUnused => ("A policy `mx` pattern matches none of the domain's MX hosts (a leftover or a typo).", "RFC 8461 §4.1", "Remove stale patterns, or check the spelling."),

@@ -129,6 +129,10 @@ struct ProbeArgs {
     /// Time allowed for each SMTP phase (greeting, EHLO, STARTTLS, TLS handshake).
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
     smtp_timeout: Duration,
+    /// Deadline of a whole domain check; what is still running then is abandoned and reported
+    /// as check_timed_out.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+    check_timeout: Duration,
     /// Name to send in EHLO; use a name whose forward and reverse DNS match the probing host.
     #[arg(long, value_name = "NAME", default_value = "localhost")]
     ehlo_name: String,
@@ -172,6 +176,7 @@ impl ProbeArgs {
         s.smtp.command_timeout = self.smtp_timeout;
         s.smtp.tls_timeout = self.smtp_timeout;
         s.smtp.ehlo_name = self.ehlo_name.clone();
+        s.check_timeout = self.check_timeout;
         s
     }
 

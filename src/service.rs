@@ -95,6 +95,7 @@ pub fn check_settings(config: &Config) -> CheckSettings {
     s.smtp.greeting_timeout = g.smtp_timeout;
     s.smtp.command_timeout = g.smtp_timeout;
     s.smtp.tls_timeout = g.smtp_timeout;
+    s.check_timeout = g.check_timeout;
     s.smtp.ehlo_name = g.ehlo_name.clone();
     s
 }

@@ -490,3 +490,107 @@ async fn private_targets_are_refused_unless_allowed() {
     );
     assert_eq!(lab.https.requests(), 0);
 }
+
+/// A checker of `lab` whose whole check is cut off after one second, while each SMTP phase
+/// and the policy fetch would wait much longer.
+fn one_second_checker(lab: &Lab) -> mta_sts_exporter::check::Checker {
+    let mut settings = lab.settings();
+    settings.check_timeout = std::time::Duration::from_secs(1);
+    settings.smtp.greeting_timeout = std::time::Duration::from_secs(60);
+    settings.fetch.total_timeout = std::time::Duration::from_secs(60);
+    mta_sts_exporter::check::Checker::new(settings, lab.trust()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_mx_still_probing_at_the_deadline_is_abandoned_and_the_rest_kept() {
+    use support::smtp::Greeting;
+    let silent = SmtpBehaviour {
+        greeting: Greeting::Never,
+        ..SmtpBehaviour::default()
+    };
+    let lab = lab_with(|b| {
+        b.record(D, "v=STSv1; id=1;")
+            .policy(
+                D,
+                Reply::policy(&enforce_policy(&["mx1.example.test", "mx2.example.test"])),
+            )
+            .good_mx(D, 10, "mx1.example.test")
+            .mx(D, 20, "mx2.example.test", Some(silent))
+            .tlsrpt(D, "v=TLSRPTv1; rua=mailto:tls@example.test")
+    })
+    .await;
+    let started = std::time::Instant::now();
+    let r = one_second_checker(&lab).check(D).await;
+    let elapsed = started.elapsed();
+    // Cut off at the deadline, not after the 60 s greeting timeout.
+    assert!(elapsed < std::time::Duration::from_secs(20), "{elapsed:?}");
+    assert_eq!(codes(&r), ["check_timed_out"], "{:#?}", r.findings);
+    let f = finding(&r, Code::CheckTimedOut);
+    assert_eq!(f.host.as_deref(), Some("mx2.example.test"));
+    assert_eq!(f.severity, Severity::Warning);
+    assert!(f.message.contains("1s"), "{}", f.message);
+    // What finished is kept: the policy, coverage of both, the probe of mx1.
+    assert_eq!(r.policy.status, PolicyStatus::Valid);
+    let mx1 = &r.mx.hosts[0];
+    let mx2 = &r.mx.hosts[1];
+    assert_eq!(
+        (mx1.name.as_str(), mx1.deliverable),
+        ("mx1.example.test", Some(true))
+    );
+    assert_eq!((mx2.name.as_str(), mx2.covered), ("mx2.example.test", true));
+    assert_eq!((mx2.starttls, mx2.deliverable), (None, None));
+    // mx2 might refuse mail: whether senders deliver cannot be told.
+    assert_eq!(r.verdict, Verdict::Undetermined);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_uncovered_mx_still_decides_the_verdict_when_another_times_out() {
+    use support::smtp::Greeting;
+    let silent = SmtpBehaviour {
+        greeting: Greeting::Never,
+        ..SmtpBehaviour::default()
+    };
+    let lab = lab_with(|b| {
+        b.record(D, "v=STSv1; id=1;")
+            .policy(D, Reply::policy(&enforce_policy(&["mx1.example.test"])))
+            .good_mx(D, 10, "mx1.example.test")
+            .mx(D, 20, "mx2.example.test", Some(silent))
+    })
+    .await;
+    let r = one_second_checker(&lab).check(D).await;
+    let c = codes(&r);
+    assert!(
+        c.contains(&"check_timed_out") && c.contains(&"mx_not_covered"),
+        "{c:?}"
+    );
+    assert_eq!(r.verdict, Verdict::EnforcedRefused);
+    assert_eq!(r.refused_mx, ["mx2.example.test"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_fetch_still_running_at_the_deadline_is_abandoned() {
+    let lab = lab_with(|b| {
+        b.record(D, "v=STSv1; id=1;")
+            .policy(D, Reply::Silent)
+            .good_mx(D, 10, "mx1.example.test")
+            .tlsrpt(D, "v=TLSRPTv1; rua=mailto:tls@example.test")
+    })
+    .await;
+    let started = std::time::Instant::now();
+    let r = one_second_checker(&lab).check(D).await;
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    assert_eq!(codes(&r), ["check_timed_out"], "{:#?}", r.findings);
+    let f = finding(&r, Code::CheckTimedOut);
+    assert_eq!(f.host.as_deref(), Some("mta-sts.example.test"));
+    assert_eq!(r.policy.status, PolicyStatus::Unavailable);
+    assert_eq!(r.verdict, Verdict::NoPolicy);
+    assert_eq!(
+        r.mx.hosts[0].deliverable, None,
+        "no policy: nothing to deliver under"
+    );
+    assert_eq!(
+        r.mx.hosts[0].starttls,
+        Some(true),
+        "the MX probe finished and is kept"
+    );
+}

@@ -95,6 +95,7 @@ fn minimal_file_gets_the_documented_defaults() {
         connect_timeout: secs(10),
         policy_fetch_timeout: secs(60),
         smtp_timeout: secs(30),
+        check_timeout: secs(300),
         smtp_port: 25,
         https_port: 443,
         ehlo_name: "localhost".to_string(),
@@ -141,6 +142,7 @@ fn full_file_sets_every_key() {
     assert_eq!(g.connect_timeout, secs(3));
     assert_eq!(g.policy_fetch_timeout, secs(20));
     assert_eq!(g.smtp_timeout, secs(15));
+    assert_eq!(g.check_timeout, secs(120));
     assert_eq!((g.smtp_port, g.https_port), (2525, 8443));
     assert_eq!(g.ehlo_name, "probe.example.net");
     assert_eq!((g.ipv4, g.ipv6), (false, true));
@@ -391,7 +393,7 @@ refused! {
          allowed: server, timeout, attempts";
     unknown_key_in_timeouts: "bad-unknown-key-timeouts.yml" =>
         "tests/config/bad-unknown-key-timeouts.yml:3:5: unknown key \"https\" in \
-         global.timeouts; allowed: connect, policy_fetch, smtp";
+         global.timeouts; allowed: connect, policy_fetch, smtp, check";
     unknown_key_in_ports: "bad-unknown-key-ports.yml" =>
         "tests/config/bad-unknown-key-ports.yml:2:22: unknown key \"submission\" in \
          global.ports; allowed: smtp, https";
@@ -444,6 +446,9 @@ refused! {
     zero_timeout: "bad-timeout-zero.yml" =>
         "tests/config/bad-timeout-zero.yml:3:11: global.timeouts.smtp: 0s is too short; \
          allowed: 1ms or more";
+    check_timeout_below_a_second: "bad-check-timeout.yml" =>
+        "tests/config/bad-check-timeout.yml:3:12: global.timeouts.check: 500ms is too short; \
+         allowed: 1s or more";
     cert_warning_below_a_day: "bad-cert-warning-short.yml" =>
         "tests/config/bad-cert-warning-short.yml:2:17: global.cert_warning: 12h is too short; \
          allowed: 1d or more";
