@@ -101,7 +101,29 @@ pub enum Scenario {
     MxTooMany,
     TlsRptMultiple,
     TlsRptServfail,
+    PolicyNoVersion,
+    PolicyNoMode,
+    PolicyNoMaxAge,
 }
+
+/// Finding codes no simulated domain produces, and why; each is produced by the test named
+/// (docs/performance.md lists them too). Every other code is produced by some domain of a
+/// fleet with at least one domain per scenario: a scenario's own code, or the expectation
+/// findings of the testing-mode domains, which the configuration expects to be enforced.
+pub const NOT_SIMULATED: &[(&str, &str)] = &[
+    ("check_timed_out", "a fleet-wide deadline short enough to fire would cut healthy checks under load; tests/suite/check.rs"),
+    ("mx_connect_timeout", "loopback answers a SYN at once; tests/suite/smtp.rs (a backlog-full listener)"),
+    ("policy_connect_timeout", "loopback answers a SYN at once; src/probe/https.rs (outcome mapping)"),
+    ("mx_connect_failed", "needs an error other than refused or timed out (no descriptors, no route); tests/hostile.rs"),
+    ("policy_connect_failed", "as mx_connect_failed; src/probe/https.rs (outcome mapping)"),
+    ("policy_tls_failed", "the simulator's one HTTPS server completes TLS for every name; tests/suite/https.rs"),
+    ("tls_no_common_version", "needs a server limited to TLS 1.0/1.1, which rustls cannot be; src/probe/smtp.rs (outcome mapping)"),
+    ("tls_version_too_old", "as tls_no_common_version; src/probe/smtp.rs (outcome mapping)"),
+    ("target_address_forbidden", "the simulator runs on loopback, so its configuration allows private targets; tests/suite/check.rs"),
+    ("policy_id_stale", "needs a second check after the policy changed; src/drift.rs and tests/suite/drift.rs"),
+    ("policy_id_changed_body_unchanged", "as policy_id_stale; src/drift.rs"),
+    ("policy_updated_after_id", "as policy_id_stale; src/drift.rs"),
+];
 
 impl Scenario {
     /// The broken scenarios, in the order they are handed out.
@@ -169,6 +191,9 @@ impl Scenario {
         Scenario::MxTooMany,
         Scenario::TlsRptMultiple,
         Scenario::TlsRptServfail,
+        Scenario::PolicyNoVersion,
+        Scenario::PolicyNoMode,
+        Scenario::PolicyNoMaxAge,
     ];
 
     /// snake_case name (for scenarios.json and test messages).
@@ -255,6 +280,9 @@ impl Scenario {
             Scenario::MxTooMany => "mx_too_many",
             Scenario::TlsRptMultiple => "tlsrpt_multiple",
             Scenario::TlsRptServfail => "tlsrpt_lookup_failed",
+            Scenario::PolicyNoVersion => "policy_version_missing",
+            Scenario::PolicyNoMode => "policy_mode_missing",
+            Scenario::PolicyNoMaxAge => "policy_max_age_missing",
         })
     }
 
@@ -443,6 +471,13 @@ impl Fleet {
                     bytes: vec![b'#'; 100 * 1024],
                 }),
                 Scenario::PolicyBadMaxAge => Some(Reply::policy(&body.replace("604800", "1w"))),
+                Scenario::PolicyNoVersion => {
+                    Some(Reply::policy(&body.replace("version: STSv1\n", "")))
+                }
+                Scenario::PolicyNoMode => Some(Reply::policy(&body.replace("mode: enforce\n", ""))),
+                Scenario::PolicyNoMaxAge => {
+                    Some(Reply::policy(&body.replace("max_age: 604800\n", "")))
+                }
                 Scenario::PolicyNoMx => Some(Reply::policy(&policy("enforce", &[]))),
                 Scenario::PolicyBom => Some(Reply::policy(&format!("\u{feff}{body}"))),
                 Scenario::PolicyTesting => Some(Reply::policy(&policy("testing", &[&mx]))),
