@@ -117,7 +117,7 @@ pub const NOT_SIMULATED: &[(&str, &str)] = &[
     ("mx_connect_failed", "needs an error other than refused or timed out (no descriptors, no route); tests/hostile.rs"),
     ("policy_connect_failed", "as mx_connect_failed; src/probe/https.rs (outcome mapping)"),
     ("policy_tls_failed", "the simulator's one HTTPS server completes TLS for every name; tests/suite/https.rs"),
-    ("tls_no_common_version", "needs a server limited to TLS 1.0/1.1, which rustls cannot be; src/probe/smtp.rs (outcome mapping)"),
+    ("tls_no_common_version", "needs a server limited to TLS 1.0/1.1, which rustls cannot be; tests/suite/tls.rs (recorded bytes), src/probe/smtp.rs"),
     ("tls_version_too_old", "as tls_no_common_version; src/probe/smtp.rs (outcome mapping)"),
     ("target_address_forbidden", "the simulator runs on loopback, so its configuration allows private targets; tests/suite/check.rs"),
     ("policy_id_stale", "needs a second check after the policy changed; src/drift.rs and tests/suite/drift.rs"),
