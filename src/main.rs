@@ -70,6 +70,13 @@ struct ServeArgs {
     /// kubelet probes when --web.config.file asks for TLS or auth).
     #[arg(long = "web.probe-address", value_name = "[HOST]:PORT")]
     probe_address: Option<String>,
+    /// How often changed id-drift state is written to the state file (and at shutdown).
+    #[arg(long = "state.save-interval", value_name = "DURATION", default_value = "10s", value_parser = parse_positive_duration)]
+    state_save_interval: Duration,
+    /// Window the first checks after start (and of domains a reload adds) are spread over,
+    /// never later than their interval: short for a quick first pass, long to ramp up gently.
+    #[arg(long = "scheduler.first-check-window", value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    first_check_window: Duration,
 }
 
 #[derive(Subcommand, Debug)]
@@ -342,6 +349,11 @@ async fn run_serve(args: ServeArgs) -> ExitCode {
         shard,
         web_config: web_config.clone(),
         probe_listener,
+        state_save_interval: args.state_save_interval,
+        scheduler: mta_sts_exporter::scheduler::SchedulerSettings {
+            first_check_window: args.first_check_window,
+            ..mta_sts_exporter::scheduler::SchedulerSettings::default()
+        },
         ..service::ServiceOptions::default()
     };
     let service = match Service::start_with_options(config_file, listener, options).await {
@@ -420,5 +432,15 @@ async fn run_check(args: CheckArgs) -> ExitCode {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+/// A duration above zero (a zero interval would save in a busy loop).
+fn parse_positive_duration(input: &str) -> Result<Duration, String> {
+    match parse_duration(input)? {
+        d if d.is_zero() => Err(format!(
+            "{input} is zero; use a positive duration such as 10s"
+        )),
+        d => Ok(d),
     }
 }
