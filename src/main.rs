@@ -354,7 +354,6 @@ async fn run_serve(args: ServeArgs) -> ExitCode {
             first_check_window: args.first_check_window,
             ..mta_sts_exporter::scheduler::SchedulerSettings::default()
         },
-        ..service::ServiceOptions::default()
     };
     let service = match Service::start_with_options(config_file, listener, options).await {
         Ok(s) => s,
