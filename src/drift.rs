@@ -68,6 +68,16 @@ struct FileFormat {
     domains: BTreeMap<String, History>,
 }
 
+/// A copy of the state taken under the lock, encoded and written after it is released (at
+/// 200,000 domains encoding takes long enough to stall every check waiting for the lock).
+pub struct StateSnapshot(FileFormat);
+
+impl StateSnapshot {
+    pub fn encode(&self) -> Result<Vec<u8>, String> {
+        serde_json::to_vec(&self.0).map_err(|e| format!("cannot encode state: {e}"))
+    }
+}
+
 /// Every domain's history, and where it is saved.
 #[derive(Debug, Default)]
 pub struct DriftState {
@@ -254,19 +264,18 @@ impl DriftState {
     /// Encodes the state for saving and marks it clean; `None` when there is no state file or
     /// nothing changed. Write the bytes with [`write_atomically`] outside any lock, and call
     /// [`DriftState::mark_dirty`] if that fails.
-    pub fn prepare_save(&mut self) -> Option<(PathBuf, Result<Vec<u8>, String>)> {
+    pub fn prepare_save(&mut self) -> Option<(PathBuf, StateSnapshot)> {
         let path = self.path.clone()?;
         if !self.dirty {
             return None;
         }
-        let file = FileFormat {
-            version: FORMAT_VERSION,
-            domains: self.domains.clone(),
-        };
         self.dirty = false;
         Some((
             path,
-            serde_json::to_vec(&file).map_err(|e| format!("cannot encode state: {e}")),
+            StateSnapshot(FileFormat {
+                version: FORMAT_VERSION,
+                domains: self.domains.clone(),
+            }),
         ))
     }
 

@@ -428,18 +428,13 @@ async fn run_check(built: &Built, domain: &str) -> DomainReport {
 
 /// Saves the id-drift state if it changed; a failure is logged, counted and retried later.
 async fn save_state(drift: &std::sync::Mutex<DriftState>, store: &Store) {
-    let Some((path, encoded)) = lock(drift).prepare_save() else {
+    let Some((path, snapshot)) = lock(drift).prepare_save() else {
         return;
     };
-    let result = match encoded {
-        Ok(bytes) => {
-            let path = path.clone();
-            tokio::task::spawn_blocking(move || write_atomically(&path, &bytes))
-                .await
-                .unwrap_or_else(|e| Err(format!("state save task failed: {e}")))
-        }
-        Err(e) => Err(e),
-    };
+    // Encoded and written off the runtime's workers, without holding the lock.
+    let result = tokio::task::spawn_blocking(move || write_atomically(&path, &snapshot.encode()?))
+        .await
+        .unwrap_or_else(|e| Err(format!("state save task failed: {e}")));
     match result {
         Ok(()) => store.record_state_save(true, unix_now()),
         Err(e) => {
