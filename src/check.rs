@@ -128,7 +128,7 @@ impl Checker {
     /// Checks one domain (already normalised: see [`crate::config::normalize_domain`]).
     pub async fn check(&self, domain: &str) -> DomainReport {
         let started = Instant::now();
-        let deadline = tokio::time::Instant::now() + self.inner.settings.check_timeout;
+        let deadline = deadline_after(self.inner.settings.check_timeout);
         let inner = &self.inner;
         let record_name = format!("_mta-sts.{domain}");
         let tlsrpt_name = format!("_smtp._tls.{domain}");
@@ -146,13 +146,13 @@ impl Checker {
         // Both are cut off at the check's deadline, keeping whatever finished by then.
         let policy_stage = async {
             match tokio::time::timeout_at(deadline, self.policy_stage(domain, &record)).await {
-                Ok(stage) => stage,
-                Err(_) => self.policy_timed_out(domain),
+                Ok(stage) => (stage, false),
+                Err(_) => (self.policy_timed_out(domain, &record), true),
             }
         };
         let (policy_stage, mx_stage) =
             tokio::join!(policy_stage, self.mx_stage(mx_answer, deadline));
-        let (policy, policy_findings) = policy_stage;
+        let ((policy, policy_findings), policy_timed_out) = policy_stage;
         findings.extend(policy_findings);
         let (mut mx, mx_findings) = mx_stage;
 
@@ -174,14 +174,24 @@ impl Checker {
             }
         }
 
-        let (mut verdict, refused_mx) = verdict(&record, &policy, &mx, inner.settings.probe_smtp);
-        // A host abandoned at the deadline might refuse mail: "ready" cannot be told.
-        if matches!(
-            verdict,
-            Verdict::EnforcedDeliverable | Verdict::TestingReady
-        ) && findings.iter().any(|f| f.code == Code::CheckTimedOut)
+        let (mut verdict, mut refused_mx) =
+            verdict(&record, &policy, &mx, inner.settings.probe_smtp);
+        let mx_timed_out = mx.hosts.iter().any(|h| {
+            findings
+                .iter()
+                .any(|f| f.code == Code::CheckTimedOut && f.host.as_deref() == Some(&h.name))
+        });
+        // An advertised policy not fetched by the deadline: what senders apply cannot be told.
+        // A host abandoned at the deadline might refuse mail: "ready" cannot be told either.
+        if (policy_timed_out && record.status == RecordStatus::Valid)
+            || (mx_timed_out
+                && matches!(
+                    verdict,
+                    Verdict::EnforcedDeliverable | Verdict::TestingReady
+                ))
         {
             verdict = Verdict::Undetermined;
+            refused_mx.clear();
         }
         findings.sort_by(|a, b| {
             b.severity
@@ -316,10 +326,21 @@ impl Checker {
         (report, findings)
     }
 
-    /// The policy stage when it did not finish by the check's deadline.
-    fn policy_timed_out(&self, domain: &str) -> (PolicyReport, Vec<Finding>) {
+    /// The policy stage when it did not finish by the check's deadline: unavailable if the
+    /// record advertises a policy; otherwise nothing was expected and nothing is reported (as
+    /// when the probe of a host that nothing advertises fails).
+    fn policy_timed_out(
+        &self,
+        domain: &str,
+        record: &RecordReport,
+    ) -> (PolicyReport, Vec<Finding>) {
+        let advertised = record.status != RecordStatus::Missing;
         let report = PolicyReport {
-            status: PolicyStatus::Unavailable,
+            status: if advertised {
+                PolicyStatus::Unavailable
+            } else {
+                PolicyStatus::NotFetched
+            },
             fetch: None,
             line_ending: None,
             policy: None,
@@ -335,7 +356,8 @@ impl Checker {
             ),
         )
         .with_host(host);
-        (report, vec![finding])
+        let findings = if advertised { vec![finding] } else { vec![] };
+        (report, findings)
     }
 
     /// One MX host whose probes did not finish by the check's deadline: its name and
@@ -904,6 +926,13 @@ pub fn format_date(unix: i64) -> String {
         Ok(t) => format!("{:04}-{:02}-{:02}", t.year(), u8::from(t.month()), t.day()),
         Err(_) => format!("@{unix}"),
     }
+}
+
+/// `timeout` from now; a timeout too long to represent means no deadline (in practice).
+pub(crate) fn deadline_after(timeout: Duration) -> tokio::time::Instant {
+    let now = tokio::time::Instant::now();
+    now.checked_add(timeout)
+        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 86_400))
 }
 
 #[cfg(test)]

@@ -437,12 +437,12 @@ const INTERVAL: DurationRange = DurationRange {
 };
 const TIMEOUT: DurationRange = DurationRange {
     min: Duration::from_millis(1),
-    max: None,
+    max: Some((Duration::from_secs(3_600), "")),
 };
 /// A whole check: at least a second, so a typo (`5ms`) does not cut every check off at once.
 const CHECK_TIMEOUT: DurationRange = DurationRange {
     min: Duration::from_secs(1),
-    max: None,
+    max: Some((Duration::from_secs(86_400), "")),
 };
 const ANY_DURATION: DurationRange = DurationRange {
     min: Duration::ZERO,
@@ -641,7 +641,20 @@ impl Reader<'_> {
             }
         }
 
-        let (domains, warnings) = deduplicate(domains, &files);
+        let (domains, mut warnings) = deduplicate(domains, &files);
+        let fetch_ceiling = global
+            .dns_timeout
+            .saturating_mul(u32::try_from(global.dns_attempts).unwrap_or(u32::MAX))
+            .saturating_add(global.policy_fetch_timeout);
+        if global.check_timeout < fetch_ceiling {
+            warnings.push(format!(
+                "global.timeouts.check ({}) is shorter than a policy fetch may take (dns.timeout \
+                 x dns.attempts + timeouts.policy_fetch = {}): a slow policy host will be \
+                 reported as check_timed_out rather than policy_timeout",
+                format_duration(global.check_timeout),
+                format_duration(fetch_ceiling)
+            ));
+        }
         if domains.is_empty() {
             return Err(ConfigError::NoDomains {
                 file: self.source.to_path_buf(),

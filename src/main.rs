@@ -138,7 +138,7 @@ struct ProbeArgs {
     smtp_timeout: Duration,
     /// Deadline of a whole domain check; what is still running then is abandoned and reported
     /// as check_timed_out.
-    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_check_timeout)]
     check_timeout: Duration,
     /// Name to send in EHLO; use a name whose forward and reverse DNS match the probing host.
     #[arg(long, value_name = "NAME", default_value = "localhost")]
@@ -440,6 +440,17 @@ fn parse_positive_duration(input: &str) -> Result<Duration, String> {
         d if d.is_zero() => Err(format!(
             "{input} is zero; use a positive duration such as 10s"
         )),
+        d => Ok(d),
+    }
+}
+
+/// A whole check's deadline: 1s to 1d, as `timeouts.check` in the configuration.
+fn parse_check_timeout(input: &str) -> Result<Duration, String> {
+    match parse_duration(input)? {
+        d if d < Duration::from_secs(1) => Err(format!("{input} is too short; allowed: 1s to 1d")),
+        d if d > Duration::from_secs(86_400) => {
+            Err(format!("{input} is too long; allowed: 1s to 1d"))
+        }
         d => Ok(d),
     }
 }

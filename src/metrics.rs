@@ -13,7 +13,9 @@ use prometheus_client::registry::Registry;
 
 use crate::probe::cache::ProbeCache;
 use crate::probe::smtp::SmtpOutcome;
-use crate::report::{DomainReport, MxHostReport, PolicyStatus, RecordStatus, TlsRptStatus};
+use crate::report::{
+    DomainReport, MxHostReport, PolicyStatus, RecordStatus, TlsRptStatus, Verdict,
+};
 use crate::stage::policy::Mode;
 use crate::store::{CheckResult, Store};
 
@@ -53,7 +55,7 @@ defs! {
     POLICY_CERT_NOT_AFTER = "mta_sts_policy_cert_not_after_timestamp_seconds", Gauge, "domain", "Expiry (Unix time) of the mta-sts host's leaf certificate; exported also when expired or invalid";
     POLICY_CERT_VALID = "mta_sts_policy_cert_valid", Gauge, "domain", "1 if the mta-sts host's certificate is trusted, valid for the name and in date";
     MX_COVERED = "mta_sts_mx_covered", Gauge, "domain, mx", "1 if the domain's policy covers this MX, 0 if not (the domain-to-MX relation)";
-    ENFORCE_READY = "mta_sts_enforce_ready", Gauge, "domain", "1 if a sender enforcing the domain's valid policy would deliver to every MX";
+    ENFORCE_READY = "mta_sts_enforce_ready", Gauge, "domain", "1 if a sender enforcing the domain's valid policy would deliver to every MX; absent while the verdict is undetermined";
     TLSRPT_VALID = "mta_sts_tlsrpt_valid", Gauge, "domain", "1 if exactly one valid TLS-RPT record was found";
     POLICY_ID_STALE = "mta_sts_policy_id_stale", Gauge, "domain", "1 while the policy has changed without a new id in the _mta-sts record (stays until the id changes)";
     POLICY_CHANGES = "mta_sts_policy_changes", Counter, "domain", "Policy body or id changes observed since the exporter started remembering the domain (persisted in the state file)";
@@ -65,7 +67,7 @@ defs! {
     MX_TLS_VERSION = "mta_sts_mx_tls_version_info", Gauge, "mx, version", "1 per TLS version negotiated with the MX";
     BUILD_INFO = "mta_sts_exporter_build_info", Gauge, "version, revision", "1, labelled with the exporter's version and source revision";
     DOMAINS = "mta_sts_exporter_domains", Gauge, "", "Domains configured for this exporter (this shard)";
-    CHECKS = "mta_sts_exporter_checks", Counter, "result", "Checks completed, by result: ok (no critical finding), critical, undetermined (a lookup failed)";
+    CHECKS = "mta_sts_exporter_checks", Counter, "result", "Checks completed, by result: ok (no critical finding), critical, undetermined (a lookup failed or the check timed out)";
     CHECK_DURATION = "mta_sts_exporter_check_duration_seconds", Histogram, "", "Time taken by one domain check";
     CACHE_REQUESTS = "mta_sts_exporter_probe_cache_requests", Counter, "result", "SMTP probe requests by result: hit (shared or in-flight result reused) or miss (probed)";
     STATE_LOADED = "mta_sts_exporter_state_loaded", Gauge, "", "1 if id-drift history was loaded from the state file at start; 0 if it started fresh (no file, unreadable or corrupt: see the log) or no state file is configured";
@@ -249,7 +251,8 @@ impl prometheus_client::collector::Collector for Exposition {
                 .map(|h| (h.name.as_str(), bool_value(h.covered)))
         })?;
         domain_gauge(e, &ENFORCE_READY, &entries, |r| {
-            Some(bool_value(is_enforce_ready(r)))
+            // Unknown while undetermined (a lookup failed or the check timed out): absent.
+            (r.verdict != Verdict::Undetermined).then(|| bool_value(is_enforce_ready(r)))
         })?;
         domain_gauge(e, &TLSRPT_VALID, &entries, |r| {
             Some(bool_value(r.tlsrpt.status == TlsRptStatus::Valid))
@@ -574,5 +577,47 @@ mod tests {
         );
         let om = encode(&registry, true).unwrap();
         assert!(om.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn enforce_ready_is_absent_while_undetermined() {
+        use crate::report::{MxStatus, Verdict};
+        use crate::store::DomainMeta;
+        let store = Arc::new(Store::new());
+        store.set_domains(vec![
+            ("ready.test".to_string(), DomainMeta::default()),
+            ("unknown.test".to_string(), DomainMeta::default()),
+        ]);
+        for (domain, verdict) in [
+            ("ready.test", Verdict::EnforcedDeliverable),
+            ("unknown.test", Verdict::Undetermined),
+        ] {
+            let mut report = DomainReport::skeleton(domain);
+            report.verdict = verdict;
+            report.record.status = RecordStatus::Valid;
+            report.policy.status = PolicyStatus::Valid;
+            report.mx.status = MxStatus::Found;
+            report.mx.hosts.push(MxHostReport {
+                name: format!("mx.{domain}"),
+                preference: 10,
+                covered_by: Some(format!("mx.{domain}")),
+                covered: true,
+                addresses: vec![],
+                probes: vec![],
+                starttls: None,
+                cert_valid: None,
+                deliverable: None,
+            });
+            store.record(report);
+        }
+        let text = encode(&Exposition::new(store, None).registry(), false).unwrap();
+        assert!(
+            text.contains("mta_sts_enforce_ready{domain=\"ready.test\"} 1"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("mta_sts_enforce_ready{domain=\"unknown.test\"}"),
+            "{text}"
+        );
     }
 }

@@ -14,7 +14,9 @@ use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Frame, Incoming};
-use hyper::header::{HeaderValue, ACCEPT, ALLOW, AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
+use hyper::header::{
+    HeaderValue, ACCEPT, ALLOW, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE,
+};
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -40,6 +42,9 @@ pub struct App {
     reload: ReloadFn,
     /// Scrapes encoding at once; more wait their turn (each walks the whole fleet).
     encoders: Arc<Semaphore>,
+    /// How long a scraper may leave a chunk unread before it is cut off (a scrape waits up to
+    /// twice this for its turn before a 503), so stalled scrapers cannot hold the turns.
+    scrape_patience: Duration,
 }
 
 /// Scrapes encoded at the same time (each on a blocking thread, off the runtime's workers).
@@ -52,7 +57,14 @@ impl App {
             registry: Arc::new(registry),
             reload,
             encoders: Arc::new(Semaphore::new(CONCURRENT_ENCODES)),
+            scrape_patience: Duration::from_secs(30),
         }
+    }
+
+    /// Changes the 30 s a scraper may leave a chunk unread (tests use less).
+    pub fn with_scrape_patience(mut self, patience: Duration) -> App {
+        self.scrape_patience = patience;
+        self
     }
 }
 
@@ -391,6 +403,8 @@ const METRICS_CHUNKS_AHEAD: usize = 4;
 /// Streams the exposition: encoded on a blocking thread (at 100,000 domains it takes about
 /// half a second of CPU, which must not stall checks on the runtime's workers) in 256 KiB
 /// chunks with back-pressure, so a scrape holds about 1 MiB of text however large the fleet.
+/// A scraper that leaves a chunk unread for the app's patience (30 s) is cut off, and one that
+/// waits twice that for its turn gets a 503: stalled clients cannot hold `/metrics` for others.
 async fn metrics_reply(app: &App, req: &Request<Incoming>) -> Reply {
     let openmetrics = req
         .headers()
@@ -398,26 +412,36 @@ async fn metrics_reply(app: &App, req: &Request<Incoming>) -> Reply {
         .iter()
         .filter_map(|v| v.to_str().ok())
         .any(|v| v.contains("application/openmetrics-text"));
-    let Ok(permit) = app.encoders.clone().acquire_owned().await else {
-        return text(StatusCode::SERVICE_UNAVAILABLE, "Shutting down\n");
+    // Twice the patience: a stalled scrape holding a turn is cut off before a waiting one gives up.
+    let wait = app.scrape_patience.saturating_mul(2);
+    let turn = tokio::time::timeout(wait, app.encoders.clone().acquire_owned());
+    let Ok(Ok(permit)) = turn.await else {
+        let mut reply = text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Too many scrapes in progress; try again later\n",
+        );
+        reply
+            .headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from_static("10"));
+        return reply;
     };
     let (tx, rx) = mpsc::channel(METRICS_CHUNKS_AHEAD);
     let registry = app.registry.clone();
+    let runtime = tokio::runtime::Handle::current();
+    let patience = app.scrape_patience;
     tokio::task::spawn_blocking(move || {
         let _permit = permit;
         let mut out = ChunkWriter {
             buf: String::with_capacity(METRICS_CHUNK + 4096),
             tx,
+            runtime,
+            patience,
         };
         let encoded = metrics::encode_to(&mut out, &registry, openmetrics);
-        match encoded.and_then(|()| out.send()) {
-            Ok(()) => {}
-            // The scraper went away (nothing to tell), or encoding failed: abort the body.
-            Err(_) => {
-                let _ = out
-                    .tx
-                    .blocking_send(Err(std::io::Error::other("encoding the metrics failed")));
-            }
+        if encoded.and_then(|()| out.send()).is_ok() {
+            // The end marker: without it (encoding failed or panicked, the scraper stalled or
+            // left) the body ends with an error, never as a complete-looking exposition.
+            let _ = out.push(Bytes::new());
         }
     });
     let content_type = if openmetrics {
@@ -425,17 +449,20 @@ async fn metrics_reply(app: &App, req: &Request<Incoming>) -> Reply {
     } else {
         PROMETHEUS_CONTENT_TYPE
     };
-    let mut reply = Response::new(BoxBody::new(Streamed(rx)));
+    let mut reply = Response::new(BoxBody::new(Streamed { rx, done: false }));
     reply
         .headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     reply
 }
 
-/// A `fmt::Write` that hands full chunks to the response body, blocking while it is behind.
+/// A `fmt::Write` that hands full chunks to the response body, blocking (on its own thread)
+/// while the scraper is behind, for at most `patience` per chunk.
 struct ChunkWriter {
     buf: String,
-    tx: mpsc::Sender<Result<Bytes, std::io::Error>>,
+    tx: mpsc::Sender<Bytes>,
+    runtime: tokio::runtime::Handle,
+    patience: Duration,
 }
 
 impl ChunkWriter {
@@ -444,9 +471,16 @@ impl ChunkWriter {
             return Ok(());
         }
         let chunk = std::mem::replace(&mut self.buf, String::with_capacity(METRICS_CHUNK + 4096));
-        self.tx
-            .blocking_send(Ok(Bytes::from(chunk)))
-            .map_err(|_| std::fmt::Error)
+        self.push(Bytes::from(chunk))
+    }
+
+    /// Queues one chunk (an empty one marks the end); fails if the scraper left or stalled.
+    fn push(&self, chunk: Bytes) -> std::fmt::Result {
+        let queued = tokio::time::timeout(self.patience, self.tx.send(chunk));
+        match self.runtime.block_on(queued) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) | Err(_) => Err(std::fmt::Error),
+        }
     }
 }
 
@@ -460,8 +494,13 @@ impl std::fmt::Write for ChunkWriter {
     }
 }
 
-/// The receiving end of a `ChunkWriter`, as a response body.
-struct Streamed(mpsc::Receiver<Result<Bytes, std::io::Error>>);
+/// The receiving end of a `ChunkWriter`, as a response body: it ends cleanly only after the
+/// end marker; a writer gone without it ends the body with an error (the connection is cut
+/// before the final chunk, so the scraper sees a failed scrape).
+struct Streamed {
+    rx: mpsc::Receiver<Bytes>,
+    done: bool,
+}
 
 impl hyper::body::Body for Streamed {
     type Data = Bytes;
@@ -471,9 +510,20 @@ impl hyper::body::Body for Streamed {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
-        self.0
-            .poll_recv(cx)
-            .map(|chunk| chunk.map(|chunk| chunk.map(Frame::data)))
+        if self.done {
+            return Poll::Ready(None);
+        }
+        match self.rx.poll_recv(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Some(chunk)) if chunk.is_empty() => {
+                self.done = true;
+                Poll::Ready(None)
+            }
+            Poll::Ready(Some(chunk)) => Poll::Ready(Some(Ok(Frame::data(chunk)))),
+            Poll::Ready(None) => Poll::Ready(Some(Err(std::io::Error::other(
+                "the metrics encoding did not finish",
+            )))),
+        }
     }
 }
 

@@ -30,7 +30,7 @@ pub enum CheckResult {
     Ok,
     /// At least one critical finding.
     Critical,
-    /// A lookup failed, so the outcome could not be determined.
+    /// A lookup failed or the check timed out, so the outcome could not be determined.
     Undetermined,
 }
 

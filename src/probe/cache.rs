@@ -38,6 +38,10 @@ pub struct CacheStats {
     pub entries: usize,
 }
 
+/// An empty (in-flight) slot older than this is taken for abandoned: far longer than a probe
+/// can last (connect + four SMTP phases, each bounded by its timeout).
+const ABANDONED_AFTER: Duration = Duration::from_secs(3_600);
+
 impl ProbeCache {
     /// `ttl` zero: every request probes (but the per-address bound still holds).
     pub fn new(ttl: Duration, per_address: usize) -> ProbeCache {
@@ -104,8 +108,16 @@ impl ProbeCache {
     /// does, once per minute) so memory follows the fleet, not its history.
     pub fn prune(&self) {
         let now = Instant::now();
+        // A slot still empty long after any probe could have ended belongs to a probe that was
+        // abandoned (its check hit its deadline): drop it like an expired one.
+        let abandoned = self.ttl.max(ABANDONED_AFTER);
         lock(&self.slots).retain(|_, slot| {
-            !slot.cell.initialized() || now.duration_since(slot.created) < self.ttl
+            let age = now.duration_since(slot.created);
+            if slot.cell.initialized() {
+                age < self.ttl
+            } else {
+                age < abandoned
+            }
         });
         lock(&self.limits).retain(|_, sem| Arc::strong_count(sem) > 1);
     }

@@ -280,7 +280,7 @@ pub async fn fetch_policy_at(
     settings: &FetchSettings,
 ) -> PolicyFetch {
     let started = Instant::now();
-    let deadline = started + settings.total_timeout;
+    let deadline = crate::check::deadline_after(settings.total_timeout);
     let host = format!("mta-sts.{}", domain.trim_end_matches('.'));
     let authority = if settings.port == 443 {
         host.clone()

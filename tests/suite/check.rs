@@ -583,7 +583,9 @@ async fn a_policy_fetch_still_running_at_the_deadline_is_abandoned() {
     let f = finding(&r, Code::CheckTimedOut);
     assert_eq!(f.host.as_deref(), Some("mta-sts.example.test"));
     assert_eq!(r.policy.status, PolicyStatus::Unavailable);
-    assert_eq!(r.verdict, Verdict::NoPolicy);
+    // The record advertises a policy that could not be fetched in time: unknown, not "none".
+    assert_eq!(r.verdict, Verdict::Undetermined);
+    assert!(r.refused_mx.is_empty());
     assert_eq!(
         r.mx.hosts[0].deliverable, None,
         "no policy: nothing to deliver under"
@@ -593,4 +595,18 @@ async fn a_policy_fetch_still_running_at_the_deadline_is_abandoned() {
         Some(true),
         "the MX probe finished and is kept"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unadvertised_policy_fetch_cut_off_at_the_deadline_reports_nothing() {
+    let lab = lab_with(|b| {
+        b.policy(D, Reply::Silent)
+            .good_mx(D, 10, "mx1.example.test")
+            .tlsrpt(D, "v=TLSRPTv1; rua=mailto:tls@example.test")
+    })
+    .await;
+    let r = one_second_checker(&lab).check(D).await;
+    assert_eq!(codes(&r), ["sts_record_missing"], "{:#?}", r.findings);
+    assert_eq!(r.policy.status, PolicyStatus::NotFetched);
+    assert_eq!(r.verdict, Verdict::NoPolicy);
 }

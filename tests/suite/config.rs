@@ -332,6 +332,21 @@ fn duplicate_warnings_are_capped() {
 }
 
 #[test]
+fn a_check_deadline_shorter_than_a_policy_fetch_is_a_warning() {
+    let config = load_fixture("warn-check-timeout-short.yml");
+    assert_eq!(
+        config.warnings,
+        [
+            "global.timeouts.check (30s) is shorter than a policy fetch may take (dns.timeout x \
+          dns.attempts + timeouts.policy_fetch = 1m10s): a slow policy host will be reported \
+          as check_timed_out rather than policy_timeout"
+        ]
+    );
+    // The defaults leave room: 5m against 10s + 60s.
+    assert!(load_fixture("good-minimal.yml").warnings.is_empty());
+}
+
+#[test]
 fn missing_config_file_names_path_and_os_error() {
     let message = error("no-such-config.yml");
     assert_eq!(
@@ -446,6 +461,9 @@ refused! {
     zero_timeout: "bad-timeout-zero.yml" =>
         "tests/config/bad-timeout-zero.yml:3:11: global.timeouts.smtp: 0s is too short; \
          allowed: 1ms or more";
+    check_timeout_above_a_day: "bad-check-timeout-long.yml" =>
+        "tests/config/bad-check-timeout-long.yml:3:12: global.timeouts.check: 2d is too long; \
+         allowed: 1d or less";
     check_timeout_below_a_second: "bad-check-timeout.yml" =>
         "tests/config/bad-check-timeout.yml:3:12: global.timeouts.check: 500ms is too short; \
          allowed: 1s or more";

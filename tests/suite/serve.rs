@@ -502,7 +502,10 @@ async fn metrics_stream_whole_and_abandoned_scrapes_free_their_slot() {
             .await
             .unwrap();
         let mut first = [0u8; 1024];
-        let n = stream.read(&mut first).await.unwrap();
+        let n = tokio::time::timeout(Duration::from_secs(60), stream.read(&mut first))
+            .await
+            .expect("the scrape starts (a leaked encoding turn would hang here)")
+            .unwrap();
         assert!(n > 0, "the scrape started");
     }
 
@@ -532,4 +535,88 @@ async fn metrics_stream_whole_and_abandoned_scrapes_free_their_slot() {
         );
     }
     service.shutdown().await;
+}
+
+/// Scrapers that send `GET /metrics` and never read hold an encoding turn only until a chunk
+/// has waited the app's patience: then they are cut off (their body ends without the final
+/// chunk, so it cannot pass for a complete exposition) and the next scrape is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_scrapers_are_cut_off_and_do_not_block_others() {
+    use mta_sts_exporter::metrics::Exposition;
+    use mta_sts_exporter::report::DomainReport;
+    use mta_sts_exporter::server::{serve, App, ReloadFn};
+    use mta_sts_exporter::store::{DomainMeta, Store};
+    use std::sync::Arc;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let store = Arc::new(Store::new());
+    let names: Vec<String> = (0..20_000).map(|i| format!("d{i:05}.test")).collect();
+    store.set_domains(
+        names
+            .iter()
+            .map(|n| (n.clone(), DomainMeta::default()))
+            .collect(),
+    );
+    for name in &names {
+        store.record(DomainReport::skeleton(name));
+    }
+    let registry = Exposition::new(store.clone(), None).registry();
+    let reload: ReloadFn = Arc::new(|| Box::pin(async { Ok(()) }));
+    let app = App::new(store, registry, reload).with_scrape_patience(Duration::from_secs(2));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(serve(listener, Arc::new(app), std::future::pending()));
+
+    // As many stalled scrapers as there are encoding turns, on tiny receive buffers.
+    let mut stalled = Vec::new();
+    for _ in 0..2 {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let mut stream = socket.connect(addr).await.unwrap();
+        stream
+            .write_all(
+                b"GET /metrics HTTP/1.1\r\nHost: test\r\nAccept: application/openmetrics-text\r\n\r\n",
+            )
+            .await
+            .unwrap();
+        stalled.push(stream);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let reply = tokio::time::timeout(
+        Duration::from_secs(60),
+        request(
+            addr,
+            "GET",
+            "/metrics",
+            Some("application/openmetrics-text"),
+        ),
+    )
+    .await
+    .expect("a scrape behind two stalled ones is served");
+    assert_eq!(reply.status, 200);
+    assert!(reply.body.ends_with("# EOF\n"), "the exposition is whole");
+    assert!(reply.body.len() > 8 << 20, "{} bytes", reply.body.len());
+
+    for mut stream in stalled {
+        let mut raw = Vec::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        let read_all = async {
+            // Until the server closes (EOF) or resets the connection.
+            while let Ok(n) = stream.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
+                raw.extend_from_slice(&buf[..n]);
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(30), read_all)
+            .await
+            .expect("the server ended the stalled scrape");
+        assert!(
+            !raw.ends_with(b"0\r\n\r\n"),
+            "a cut-off scrape must not end like a complete chunked body"
+        );
+        assert!(raw.len() < reply.body.len(), "{} bytes", raw.len());
+    }
 }
