@@ -692,19 +692,7 @@ async fn sigkill_of_the_exporter_while_it_saves_leaves_a_whole_state_file() {
     // A last run ends with SIGTERM: it saves every domain it checked.
     let mut child = start(RUNS);
     std::thread::sleep(Duration::from_secs(4));
-    let term = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill -TERM");
-    assert!(term.success());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "no exit 20 s after SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = support::terminate(&mut child, Duration::from_secs(20));
     let log = std::fs::read_to_string(dir.path(&format!("run-{RUNS}.log"))).unwrap_or_default();
     assert!(status.success(), "{status:?}\n{log}");
     let last = saved(&state).expect("a state file");

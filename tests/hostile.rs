@@ -742,15 +742,7 @@ fn many_hostile_mx_hosts_do_not_stall_a_healthy_domain() {
                 .record(domain, "v=STSv1; id=1;")
                 .policy(domain, Reply::policy(&enforce_policy(&[&mx])))
                 .tlsrpt(domain, TLSRPT)
-                .mx(
-                    domain,
-                    10,
-                    &mx,
-                    Some(SmtpBehaviour {
-                        greeting: Greeting::Never,
-                        ..SmtpBehaviour::default()
-                    }),
-                );
+                .mx(domain, 10, &mx, Some(SmtpBehaviour::silent()));
         }
         let lab = builder.start().await;
         let checker = checker_with(&lab, |s| s.smtp.greeting_timeout = Duration::from_secs(2));
@@ -862,15 +854,7 @@ fn mx_names_sharing_one_tarpit_address_queue_for_it() {
             .record(D, "v=STSv1; id=1;")
             .policy(D, Reply::policy(&enforce_policy(&["*.hostile.test"])))
             .tlsrpt(D, TLSRPT)
-            .mx(
-                D,
-                10,
-                &names[0],
-                Some(SmtpBehaviour {
-                    greeting: Greeting::Never,
-                    ..SmtpBehaviour::default()
-                }),
-            )
+            .mx(D, 10, &names[0], Some(SmtpBehaviour::silent()))
             .dns(|mut dns| {
                 for name in &names[1..] {
                     dns = dns.mx(D, 10, name).a(name, Ipv4Addr::new(127, 0, 1, 1));

@@ -503,11 +503,6 @@ fn one_second_checker(lab: &Lab) -> mta_sts_exporter::check::Checker {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_mx_still_probing_at_the_deadline_is_abandoned_and_the_rest_kept() {
-    use support::smtp::Greeting;
-    let silent = SmtpBehaviour {
-        greeting: Greeting::Never,
-        ..SmtpBehaviour::default()
-    };
     let lab = lab_with(|b| {
         b.record(D, "v=STSv1; id=1;")
             .policy(
@@ -515,7 +510,7 @@ async fn an_mx_still_probing_at_the_deadline_is_abandoned_and_the_rest_kept() {
                 Reply::policy(&enforce_policy(&["mx1.example.test", "mx2.example.test"])),
             )
             .good_mx(D, 10, "mx1.example.test")
-            .mx(D, 20, "mx2.example.test", Some(silent))
+            .mx(D, 20, "mx2.example.test", Some(SmtpBehaviour::silent()))
             .tlsrpt(D, "v=TLSRPTv1; rua=mailto:tls@example.test")
     })
     .await;
@@ -545,16 +540,11 @@ async fn an_mx_still_probing_at_the_deadline_is_abandoned_and_the_rest_kept() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_uncovered_mx_still_decides_the_verdict_when_another_times_out() {
-    use support::smtp::Greeting;
-    let silent = SmtpBehaviour {
-        greeting: Greeting::Never,
-        ..SmtpBehaviour::default()
-    };
     let lab = lab_with(|b| {
         b.record(D, "v=STSv1; id=1;")
             .policy(D, Reply::policy(&enforce_policy(&["mx1.example.test"])))
             .good_mx(D, 10, "mx1.example.test")
-            .mx(D, 20, "mx2.example.test", Some(silent))
+            .mx(D, 20, "mx2.example.test", Some(SmtpBehaviour::silent()))
     })
     .await;
     let r = one_second_checker(&lab).check(D).await;

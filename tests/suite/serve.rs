@@ -450,23 +450,8 @@ fn config_check_flag_and_sigterm() {
         .find(|l| l.contains("msg=listening"))
         .expect("a listening log line");
     assert!(listening.contains("level=info"), "{listening}");
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let started = std::time::Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            assert!(status.success(), "exit status {status:?}");
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "did not exit after SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let status = support::terminate(&mut child, Duration::from_secs(30));
+    assert!(status.success(), "exit status {status:?}");
 }
 
 /// `/metrics` is streamed in chunks: a fleet whose exposition spans many chunks arrives whole
@@ -509,18 +494,7 @@ async fn metrics_stream_whole_and_abandoned_scrapes_free_their_slot() {
         assert!(n > 0, "the scrape started");
     }
 
-    let reply = tokio::time::timeout(
-        Duration::from_secs(60),
-        request(
-            addr,
-            "GET",
-            "/metrics",
-            Some("application/openmetrics-text"),
-        ),
-    )
-    .await
-    .expect("a scrape after abandoned ones is served");
-    assert_eq!(reply.status, 200);
+    let reply = openmetrics_scrape(addr, "a scrape after abandoned ones").await;
     assert!(
         reply.body.len() > 4 * 256 * 1024,
         "spans several chunks: {} bytes",
@@ -583,18 +557,7 @@ async fn stalled_scrapers_are_cut_off_and_do_not_block_others() {
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
 
-    let reply = tokio::time::timeout(
-        Duration::from_secs(60),
-        request(
-            addr,
-            "GET",
-            "/metrics",
-            Some("application/openmetrics-text"),
-        ),
-    )
-    .await
-    .expect("a scrape behind two stalled ones is served");
-    assert_eq!(reply.status, 200);
+    let reply = openmetrics_scrape(addr, "a scrape behind two stalled ones").await;
     assert!(reply.body.ends_with("# EOF\n"), "the exposition is whole");
     assert!(reply.body.len() > 8 << 20, "{} bytes", reply.body.len());
 
@@ -619,4 +582,19 @@ async fn stalled_scrapers_are_cut_off_and_do_not_block_others() {
         );
         assert!(raw.len() < reply.body.len(), "{} bytes", raw.len());
     }
+}
+
+/// One OpenMetrics scrape that must be answered 200 within a minute.
+async fn openmetrics_scrape(addr: std::net::SocketAddr, what: &str) -> support::http::HttpReply {
+    let scrape = request(
+        addr,
+        "GET",
+        "/metrics",
+        Some("application/openmetrics-text"),
+    );
+    let reply = tokio::time::timeout(Duration::from_secs(60), scrape)
+        .await
+        .unwrap_or_else(|_| panic!("{what} is not served within a minute"));
+    assert_eq!(reply.status, 200, "{what}");
+    reply
 }

@@ -595,10 +595,7 @@ impl Fleet {
                         tls_garbage: true,
                         ..SmtpBehaviour::serving(&ca.leaf(&[&mx], Validity::Valid))
                     }),
-                    Scenario::MxSmtpTimeout => Some(SmtpBehaviour {
-                        greeting: super::smtp::Greeting::Never,
-                        ..SmtpBehaviour::default()
-                    }),
+                    Scenario::MxSmtpTimeout => Some(SmtpBehaviour::silent()),
                     _ => Some(SmtpBehaviour::serving(&ca.leaf(&[&mx], Validity::Valid))),
                 };
                 if let Some(b) = behaviour {

@@ -20,3 +20,26 @@ pub fn documented_metrics() -> Vec<String> {
         .map(str::to_string)
         .collect()
 }
+
+/// Sends SIGTERM to `child` and waits for it to exit, at most `within`; its exit status.
+pub fn terminate(
+    child: &mut std::process::Child,
+    within: std::time::Duration,
+) -> std::process::ExitStatus {
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill -TERM");
+    assert!(sent.success(), "kill -TERM {}", child.id());
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait for the child") {
+            return status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no exit {within:?} after SIGTERM"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}

@@ -81,6 +81,14 @@ impl SmtpBehaviour {
         }
     }
 
+    /// A server that accepts the connection and never sends its greeting (a tarpit).
+    pub fn silent() -> SmtpBehaviour {
+        SmtpBehaviour {
+            greeting: Greeting::Never,
+            ..SmtpBehaviour::default()
+        }
+    }
+
     /// A server that does not offer STARTTLS.
     pub fn no_starttls() -> SmtpBehaviour {
         SmtpBehaviour {
