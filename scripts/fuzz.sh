@@ -25,6 +25,7 @@ fi
 
 cd "$(dirname "$0")/.."
 export RUSTC_BOOTSTRAP=1
+CARGO_FUZZ_VERSION=0.13.2
 
 skip() {
     echo "################################################################" >&2
@@ -34,13 +35,25 @@ skip() {
 }
 
 command -v cargo >/dev/null 2>&1 || skip "cargo is not installed, so cargo-fuzz cannot be"
-if ! cargo fuzz --version >/dev/null 2>&1; then
-    echo "cargo-fuzz is missing: installing it (cargo install cargo-fuzz --locked)"
-    if ! cargo install cargo-fuzz --locked; then
+# cargo-fuzz lives in a root of this checkout's own (ignored by git), never the global one: a
+# pinned version, and nothing left in ~/.cargo/bin.
+tools="$PWD/fuzz/target/cargo-fuzz"
+export PATH="$tools/bin:$PATH"
+if ! "$tools/bin/cargo-fuzz" --version 2>/dev/null | grep -qx "cargo-fuzz $CARGO_FUZZ_VERSION"; then
+    echo "installing cargo-fuzz $CARGO_FUZZ_VERSION into $tools"
+    if ! cargo install cargo-fuzz --locked --version "$CARGO_FUZZ_VERSION" --root "$tools"; then
         skip "cargo install cargo-fuzz failed; no fuzzing was done"
     fi
 fi
 echo "$(cargo fuzz --version), $(rustc --version)"
+
+# The fuzzers build from fuzz/Cargo.lock as committed: a stale lock file fails here instead of
+# being re-locked (which needs the registry and leaves the tree dirty). cargo fuzz build has no
+# --locked of its own, so the lock is checked first.
+if ! cargo metadata --locked --format-version 1 --manifest-path fuzz/Cargo.toml >/dev/null; then
+    echo "fuzz/Cargo.lock is out of date: run 'cargo update --workspace --manifest-path fuzz/Cargo.toml' and commit it" >&2
+    exit 1
+fi
 
 if [ "$#" -gt 0 ]; then
     targets=("$@")
