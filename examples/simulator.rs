@@ -4,6 +4,7 @@
 //! ```sh
 //! cargo run --release --example simulator -- --domains 200 --dir /tmp/fleet
 //! cargo run --release -- --config.file /tmp/fleet/config.yml     # in another terminal
+//! cargo run --release -- check --config.file /tmp/fleet/config.yml DOMAIN   # one domain now
 //! ```
 
 #[path = "../tests/support/mod.rs"]
@@ -55,7 +56,33 @@ async fn main() {
         fleet.https.addr,
         started.elapsed().as_secs_f64()
     );
-    eprintln!("now run:\n  cargo run --release -- --config.file {}/config.yml\nand open http://localhost:9861/", dir.display());
+    let config = dir.join("config.yml");
+    eprintln!(
+        "now run:\n  cargo run --release -- --config.file {}\nand open http://localhost:9861/",
+        config.display()
+    );
+    // `check` takes the fleet's DNS server, ports, CA and allow_private_targets from the file.
+    let by_scenario = fleet.by_scenario();
+    let mut examples: Vec<&str> = Vec::new();
+    for scenario in [support::fleet::Scenario::Healthy] {
+        if let Some(d) = by_scenario.get(&scenario).and_then(|list| list.first()) {
+            examples.push(&d.name);
+        }
+    }
+    if let Some(d) = by_scenario
+        .iter()
+        .find(|(scenario, _)| scenario.expected_code().is_some())
+        .and_then(|(_, list)| list.first())
+    {
+        examples.push(&d.name);
+    }
+    if !examples.is_empty() {
+        eprintln!(
+            "or check domains of the fleet once (scenarios.json lists one of each kind):\n  cargo run --release -- check --config.file {} {}",
+            config.display(),
+            examples.join(" ")
+        );
+    }
     // Connection counts, for the benchmark: written every second.
     let stats_path = dir.join("stats.json");
     let fleet = std::sync::Arc::new(fleet);

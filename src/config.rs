@@ -16,9 +16,11 @@ use std::time::Duration;
 use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::{Location, MessageFormatter, Spanned};
 
+use crate::check::CheckSettings;
 use crate::duration::{format_duration, parse_duration};
 use crate::probe::dns::{Families, ResolverSettings};
 use crate::probe::target::AddressPolicy;
+use crate::stage::cert::TrustStore;
 
 /// A validated configuration: everything the service needs to schedule and run checks.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -144,6 +146,40 @@ impl Global {
         AddressPolicy {
             allow_private: self.allow_private_targets,
         }
+    }
+
+    /// What one check needs of these settings: the one mapping from the configuration to
+    /// [`CheckSettings`], used by the service and by `check` (whose flags override a
+    /// `--config.file`'s values before this runs).
+    pub fn check_settings(&self) -> CheckSettings {
+        let address_policy = self.address_policy();
+        let mut s = CheckSettings {
+            resolver: self.resolver_settings(),
+            families: self.families(),
+            address_policy,
+            probe_smtp: true,
+            cert_warning_days: i64::try_from(self.cert_warning.as_secs() / 86_400).unwrap_or(14),
+            max_mx: self.max_mx_per_domain,
+            max_addresses_per_mx: self.max_addresses_per_mx,
+            check_timeout: self.check_timeout,
+            ..CheckSettings::default()
+        };
+        s.fetch.port = self.https_port;
+        s.fetch.connect_timeout = self.connect_timeout;
+        s.fetch.total_timeout = self.policy_fetch_timeout;
+        s.fetch.address_policy = address_policy;
+        s.smtp.port = self.smtp_port;
+        s.smtp.connect_timeout = self.connect_timeout;
+        s.smtp.greeting_timeout = self.smtp_timeout;
+        s.smtp.command_timeout = self.smtp_timeout;
+        s.smtp.tls_timeout = self.smtp_timeout;
+        s.smtp.ehlo_name = self.ehlo_name.clone();
+        s
+    }
+
+    /// The trust store these settings ask for: Mozilla's roots plus `ca_file`.
+    pub fn trust_store(&self) -> Result<TrustStore, String> {
+        TrustStore::with_ca_file(self.ca_file.as_deref())
     }
 }
 
@@ -347,6 +383,37 @@ pub enum DomainNameError {
     SingleLabel,
     #[error("the last label is all digits; an IP address is not a domain")]
     NumericTopLabel,
+    /// `https://example.com/...`: the domain is the URL's host.
+    #[error("a URL is not a domain; give the domain alone, e.g. {0}")]
+    Url(String),
+    /// `postmaster@example.com`: the domain is the part after `@`.
+    #[error("an e-mail address is not a domain; give the part after '@', e.g. {0}")]
+    EmailAddress(String),
+}
+
+/// What a URL or an e-mail address given where a domain belongs names instead (its host, or the
+/// part after `@`), when that part is a domain itself.
+fn domain_in(trimmed: &str) -> Option<DomainNameError> {
+    if let Some((scheme, rest)) = trimmed.split_once("://") {
+        if !scheme.is_empty()
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+        {
+            let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+            let host = authority.rsplit('@').next().unwrap_or("");
+            let host = host.split(':').next().unwrap_or("");
+            let suggestion = normalize_plain(host).unwrap_or_else(|_| "example.com".to_string());
+            return Some(DomainNameError::Url(suggestion));
+        }
+    }
+    let (local, domain) = trimmed.rsplit_once('@')?;
+    let domain = domain.trim_start_matches('[').trim_end_matches(']');
+    let suggestion = match normalize_plain(domain) {
+        Ok(d) if !local.is_empty() => d,
+        _ => "example.com".to_string(),
+    };
+    Some(DomainNameError::EmailAddress(suggestion))
 }
 
 /// Normalises a domain name as the configuration accepts it: surrounding white space trimmed,
@@ -355,6 +422,18 @@ pub enum DomainNameError {
 /// all, ASCII only (internationalized names as A-labels).
 pub fn normalize_domain(input: &str) -> Result<String, DomainNameError> {
     let trimmed = input.trim();
+    let result = normalize_plain(trimmed);
+    if let Err(DomainNameError::Character(_)) = result {
+        if let Some(hint) = domain_in(trimmed) {
+            return Err(hint);
+        }
+    }
+    result
+}
+
+/// [`normalize_domain`] without the URL and e-mail hints.
+fn normalize_plain(trimmed: &str) -> Result<String, DomainNameError> {
+    let trimmed = trimmed.trim();
     if trimmed.is_empty() {
         return Err(DomainNameError::Empty);
     }
@@ -1484,6 +1563,36 @@ fn parse_dns_server(text: &str) -> Option<SocketAddr> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn urls_and_email_addresses_name_the_domain_to_give() {
+        let url = |s| normalize_domain(s).unwrap_err().to_string();
+        assert_eq!(
+            url("https://Mail.Example.com/.well-known/mta-sts.txt"),
+            "a URL is not a domain; give the domain alone, e.g. mail.example.com"
+        );
+        assert_eq!(
+            url("http://user@example.org:8080"),
+            "a URL is not a domain; give the domain alone, e.g. example.org"
+        );
+        assert_eq!(
+            url("https://[::1]/"),
+            "a URL is not a domain; give the domain alone, e.g. example.com"
+        );
+        assert_eq!(
+            url("postmaster@Example.NET"),
+            "an e-mail address is not a domain; give the part after '@', e.g. example.net"
+        );
+        assert_eq!(
+            url("@example.net"),
+            "an e-mail address is not a domain; give the part after '@', e.g. example.com"
+        );
+        // other bad characters keep their own message
+        assert_eq!(
+            url("exa mple.com"),
+            "character ' ' is not allowed; use letters, digits, '-' and '_'"
+        );
+    }
+
     #[test]
     fn normalize_domain_cases() {
         assert_eq!(normalize_domain("Example.COM.").unwrap(), "example.com");

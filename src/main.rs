@@ -9,15 +9,13 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use mta_sts_exporter::check::{CheckSettings, Checker};
-use mta_sts_exporter::config::normalize_domain;
+use mta_sts_exporter::check::Checker;
+use mta_sts_exporter::config::{self, normalize_domain, Global};
 use mta_sts_exporter::duration::parse_duration;
 use mta_sts_exporter::logging;
-use mta_sts_exporter::probe::dns::{Families, ResolverSettings};
-use mta_sts_exporter::probe::target::AddressPolicy;
+use mta_sts_exporter::probe::dns::Families;
 use mta_sts_exporter::render::render_text;
 use mta_sts_exporter::service::{self, Service};
-use mta_sts_exporter::stage::cert::TrustStore;
 use mta_sts_exporter::webconfig::WebConfig;
 
 #[derive(Parser, Debug)]
@@ -96,6 +94,11 @@ struct CheckArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
+    /// Take the DNS server, ports, CA file, timeouts, EHLO name, address families, limits and
+    /// allow_private_targets from this configuration file (its domain list is not checked); the
+    /// flags below override its values.
+    #[arg(long = "config.file", value_name = "FILE")]
+    config_file: Option<PathBuf>,
     #[command(flatten)]
     probe: ProbeArgs,
 }
@@ -106,89 +109,93 @@ enum Format {
     Json,
 }
 
-/// Options shared by every command that probes.
+/// Options of `check`. Each one not given keeps the value of `--config.file`, or the
+/// configuration's default (docs/configuration.md) without one.
 #[derive(Args, Debug)]
 struct ProbeArgs {
     /// DNS server to ask instead of the system resolver, as IP or IP:PORT (e.g. 127.0.0.1:5353).
     #[arg(long, value_name = "ADDR", value_parser = parse_dns_server)]
     dns_server: Option<SocketAddr>,
-    /// Time to wait for one DNS query attempt.
-    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
-    dns_timeout: Duration,
-    /// Attempts per DNS query (1 = no retry).
-    #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=10))]
-    dns_attempts: u8,
+    /// Time to wait for one DNS query attempt [default: 5s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    dns_timeout: Option<Duration>,
+    /// Attempts per DNS query (1 = no retry) [default: 2].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=10))]
+    dns_attempts: Option<u8>,
     /// PEM file of extra CA certificates to trust, in addition to Mozilla's roots.
     #[arg(long, value_name = "FILE")]
     ca_file: Option<PathBuf>,
-    /// Port of the policy host (HTTPS).
-    #[arg(long, value_name = "PORT", default_value_t = 443)]
-    policy_port: u16,
-    /// Port of the MX hosts (SMTP).
-    #[arg(long, value_name = "PORT", default_value_t = 25)]
-    smtp_port: u16,
-    /// Time to wait for a TCP connection (policy host and MX).
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
-    connect_timeout: Duration,
-    /// Time allowed for the whole policy fetch.
-    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
-    fetch_timeout: Duration,
-    /// Time allowed for each SMTP phase (greeting, EHLO, STARTTLS, TLS handshake).
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
-    smtp_timeout: Duration,
+    /// Port of the policy host (HTTPS) [default: 443].
+    #[arg(long, value_name = "PORT")]
+    policy_port: Option<u16>,
+    /// Port of the MX hosts (SMTP) [default: 25].
+    #[arg(long, value_name = "PORT")]
+    smtp_port: Option<u16>,
+    /// Time to wait for a TCP connection (policy host and MX) [default: 10s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    connect_timeout: Option<Duration>,
+    /// Time allowed for the whole policy fetch [default: 60s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    fetch_timeout: Option<Duration>,
+    /// Time allowed for each SMTP phase (greeting, EHLO, STARTTLS, TLS handshake) [default: 30s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    smtp_timeout: Option<Duration>,
     /// Deadline of a whole domain check; what is still running then is abandoned and reported
-    /// as check_timed_out.
-    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_check_timeout)]
-    check_timeout: Duration,
-    /// Name to send in EHLO; use a name whose forward and reverse DNS match the probing host.
-    #[arg(long, value_name = "NAME", default_value = "localhost")]
-    ehlo_name: String,
+    /// as check_timed_out [default: 5m].
+    #[arg(long, value_name = "DURATION", value_parser = parse_check_timeout)]
+    check_timeout: Option<Duration>,
+    /// Name to send in EHLO; use a name whose forward and reverse DNS match the probing host
+    /// [default: localhost].
+    #[arg(long, value_name = "NAME")]
+    ehlo_name: Option<String>,
     /// Do not probe MX hosts over SMTP (check DNS, policy and coverage only).
     #[arg(long)]
     no_smtp: bool,
-    /// Address families to probe, comma-separated.
-    #[arg(long, value_name = "FAMILIES", default_value = "ipv4,ipv6", value_parser = parse_families)]
-    ip_families: Families,
+    /// Address families to probe, comma-separated [default: ipv4,ipv6].
+    #[arg(long, value_name = "FAMILIES", value_parser = parse_families)]
+    ip_families: Option<Families>,
     /// Allow connecting to loopback, private, link-local and CGNAT addresses (labs, tests).
     #[arg(long)]
     allow_private_targets: bool,
-    /// Certificates expiring within this many days are a warning.
-    #[arg(long, value_name = "DAYS", default_value_t = 14)]
-    cert_warning_days: u16,
+    /// Certificates expiring within this many days are a warning [default: 14].
+    #[arg(long, value_name = "DAYS")]
+    cert_warning_days: Option<u16>,
 }
 
 impl ProbeArgs {
-    fn settings(&self) -> CheckSettings {
-        let mut s = CheckSettings {
-            resolver: ResolverSettings {
-                server: self.dns_server,
-                timeout: self.dns_timeout,
-                attempts: usize::from(self.dns_attempts),
-            },
-            families: self.ip_families,
-            address_policy: AddressPolicy {
-                allow_private: self.allow_private_targets,
-            },
-            probe_smtp: !self.no_smtp,
-            cert_warning_days: i64::from(self.cert_warning_days),
-            ..CheckSettings::default()
-        };
-        s.fetch.port = self.policy_port;
-        s.fetch.connect_timeout = self.connect_timeout;
-        s.fetch.total_timeout = self.fetch_timeout;
-        s.fetch.address_policy = s.address_policy;
-        s.smtp.port = self.smtp_port;
-        s.smtp.connect_timeout = self.connect_timeout;
-        s.smtp.greeting_timeout = self.smtp_timeout;
-        s.smtp.command_timeout = self.smtp_timeout;
-        s.smtp.tls_timeout = self.smtp_timeout;
-        s.smtp.ehlo_name = self.ehlo_name.clone();
-        s.check_timeout = self.check_timeout;
-        s
-    }
-
-    fn trust(&self) -> Result<TrustStore, String> {
-        TrustStore::with_ca_file(self.ca_file.as_deref()).map_err(|e| format!("--ca-file: {e}"))
+    /// `base` (a configuration's `global`, or the defaults) with every flag given applied.
+    fn overlay(&self, mut base: Global) -> Global {
+        fn set<T: Clone>(slot: &mut T, flag: &Option<T>) {
+            if let Some(value) = flag {
+                *slot = value.clone();
+            }
+        }
+        if self.dns_server.is_some() {
+            base.dns_server = self.dns_server;
+        }
+        set(&mut base.dns_timeout, &self.dns_timeout);
+        if let Some(attempts) = self.dns_attempts {
+            base.dns_attempts = usize::from(attempts);
+        }
+        if self.ca_file.is_some() {
+            base.ca_file = self.ca_file.clone();
+        }
+        set(&mut base.https_port, &self.policy_port);
+        set(&mut base.smtp_port, &self.smtp_port);
+        set(&mut base.connect_timeout, &self.connect_timeout);
+        set(&mut base.policy_fetch_timeout, &self.fetch_timeout);
+        set(&mut base.smtp_timeout, &self.smtp_timeout);
+        set(&mut base.check_timeout, &self.check_timeout);
+        set(&mut base.ehlo_name, &self.ehlo_name);
+        if let Some(families) = self.ip_families {
+            base.ipv4 = families.ipv4;
+            base.ipv6 = families.ipv6;
+        }
+        base.allow_private_targets |= self.allow_private_targets;
+        if let Some(days) = self.cert_warning_days {
+            base.cert_warning = Duration::from_secs(u64::from(days) * 86_400);
+        }
+        base
     }
 }
 
@@ -236,6 +243,12 @@ fn main() -> ExitCode {
         Some(Command::Check(args)) => runtime.block_on(run_check(args)),
         Some(Command::Serve(args)) => runtime.block_on(run_serve(args)),
         None if cli.serve.config_file.is_some() => runtime.block_on(run_serve(cli.serve)),
+        None if cli.serve.config_check => {
+            eprintln!(
+                "error: --config.check needs --config.file FILE: the configuration to validate"
+            );
+            ExitCode::from(2)
+        }
         None => {
             eprintln!("error: give a command (check, serve) or --config.file; see --help");
             ExitCode::from(2)
@@ -243,32 +256,91 @@ fn main() -> ExitCode {
     }
 }
 
-/// `:9861` means every interface, as in Prometheus exporters.
-fn listen_address(s: &str) -> Result<SocketAddr, String> {
-    let full = if s.starts_with(':') {
-        format!("[::]{s}")
-    } else {
-        s.to_string()
+/// A `[HOST]:PORT` to listen on. `:9861` means every interface, as in Prometheus exporters; a
+/// host name (`localhost:9861`) is resolved when binding.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct ListenAddress {
+    host: String,
+    port: u16,
+}
+
+impl std::fmt::Display for ListenAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// Parses the value of `flag` (`--web.listen-address`, `--web.probe-address`); `example` is the
+/// port its error message suggests.
+fn listen_address(flag: &str, s: &str, example: u16) -> Result<ListenAddress, String> {
+    let usage =
+        format!("use [HOST]:PORT, e.g. :{example}, 127.0.0.1:{example} or localhost:{example}");
+    let Some((host, port)) = s.rsplit_once(':') else {
+        return Err(format!("invalid {flag} {s:?}: no port; {usage}"));
     };
-    full.parse::<SocketAddr>().map_err(|_| {
-        format!("invalid --web.listen-address {s:?}: use [HOST]:PORT, e.g. :9861 or 127.0.0.1:9861")
-    })
+    let host = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        Some(inner) if inner.parse::<std::net::Ipv6Addr>().is_ok() => inner.to_string(),
+        Some(_) => {
+            return Err(format!(
+                "invalid {flag} {s:?}: {host} is not an IPv6 address; {usage}"
+            ))
+        }
+        None if host.contains(':') => {
+            return Err(format!(
+                "invalid {flag} {s:?}: an IPv6 address needs brackets, e.g. [::1]:{example}"
+            ))
+        }
+        None if host.is_empty() => "::".to_string(),
+        None if host.contains(|c: char| c.is_whitespace() || c == '/' || c == '[' || c == ']') => {
+            return Err(format!(
+                "invalid {flag} {s:?}: {host:?} is not a host name or IP address; {usage}"
+            ))
+        }
+        None => host.to_string(),
+    };
+    if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!(
+            "invalid {flag} {s:?}: port {port:?} is not a number; {usage}"
+        ));
+    }
+    let port = port.parse::<u16>().map_err(|_| {
+        format!("invalid {flag} {s:?}: port {port} is out of range; allowed: 0 to 65535 (0: any free port)")
+    })?;
+    Ok(ListenAddress { host, port })
+}
+
+/// How a failed start is reported: once, on stderr, before anything says `listening`. With
+/// `--log.format json` as a JSON log line (collectors parse stderr); otherwise as plain text.
+fn start_failed(format: logging::LogFormat, message: &str, code: u8) -> ExitCode {
+    match format {
+        logging::LogFormat::Json => tracing::error!(msg = "cannot start", err = %message),
+        logging::LogFormat::Logfmt => eprintln!("error: {message}"),
+    }
+    ExitCode::from(code)
 }
 
 async fn run_serve(args: ServeArgs) -> ExitCode {
     logging::init(args.log_level, args.log_format);
+    let fail = |message: &str, code: u8| start_failed(args.log_format, message, code);
     let Some(config_file) = args.config_file.clone() else {
-        eprintln!("error: serve needs --config.file FILE (see docs/configuration.md)");
-        return ExitCode::from(2);
+        return fail(
+            if args.config_check {
+                "--config.check needs --config.file FILE: the configuration to validate"
+            } else {
+                "serve needs --config.file FILE (see docs/configuration.md)"
+            },
+            2,
+        );
     };
     let web_config = match &args.web_config_file {
         None => None,
         Some(path) => match WebConfig::load(path) {
             Ok(web) => Some(web),
-            Err(e) => {
-                eprintln!("error: --web.config.file: {e}");
-                return ExitCode::from(1);
-            }
+            Err(e) => return fail(&format!("--web.config.file: {e}"), 1),
         },
     };
     if args.config_check {
@@ -289,62 +361,53 @@ async fn run_serve(args: ServeArgs) -> ExitCode {
     let web_config = web_config.map(Arc::new);
     let shard = match mta_sts_exporter::shard::Shard::new(args.shard_index, args.shard_count) {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return fail(&e.to_string(), 2),
+    };
+    let address = match listen_address("--web.listen-address", &args.listen_address, 9861) {
+        Ok(a) => a,
+        Err(e) => return fail(&e, 2),
+    };
+    let probe_address = match &args.probe_address {
+        None => None,
+        Some(raw) => match listen_address("--web.probe-address", raw, 9862) {
+            Ok(a) => Some(a),
+            Err(e) => return fail(&e, 2),
+        },
     };
     let signals = match service::Signals::install() {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(1);
-        }
+        Err(e) => return fail(&e, 1),
     };
-    let address = match listen_address(&args.listen_address) {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let listener = match tokio::net::TcpListener::bind(address).await {
+    let listener = match tokio::net::TcpListener::bind((address.host.as_str(), address.port)).await
+    {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("error: cannot listen on {address}: {e}");
-            return ExitCode::from(1);
+            return fail(
+                &format!("cannot listen on {address} (--web.listen-address): {e}"),
+                1,
+            )
         }
     };
     let bound = listener
         .local_addr()
         .map(|a| a.to_string())
         .unwrap_or_default();
-    match &web_config {
-        Some(web) => {
-            tracing::info!(msg = "listening", address = %bound, web_config = %web.path().display(), config = %web.describe())
-        }
-        None => tracing::info!(msg = "listening", address = %bound),
-    }
-    let probe_listener = match &args.probe_address {
+    let probe_listener = match &probe_address {
         None => None,
-        Some(raw) => {
-            let Ok(address) = listen_address(raw) else {
-                eprintln!("error: invalid --web.probe-address {raw:?}: use [HOST]:PORT, e.g. :9862 or 127.0.0.1:9862");
-                return ExitCode::from(2);
-            };
-            match std::net::TcpListener::bind(address) {
-                Ok(l) => {
-                    let bound = l.local_addr().map(|a| a.to_string()).unwrap_or_default();
-                    tracing::info!(msg = "listening for probes (/-/healthy, /-/ready; no TLS, no auth)", address = %bound);
-                    Some(Arc::new(l))
-                }
-                Err(e) => {
-                    eprintln!("error: cannot listen on {address} (--web.probe-address): {e}");
-                    return ExitCode::from(1);
-                }
+        Some(address) => match std::net::TcpListener::bind((address.host.as_str(), address.port)) {
+            Ok(l) => Some(Arc::new(l)),
+            Err(e) => {
+                return fail(
+                    &format!("cannot listen on {address} (--web.probe-address): {e}"),
+                    1,
+                )
             }
-        }
+        },
     };
+    let probe_bound = probe_listener
+        .as_ref()
+        .and_then(|l| l.local_addr().ok())
+        .map(|a| a.to_string());
     let options = service::ServiceOptions {
         shard,
         web_config: web_config.clone(),
@@ -357,12 +420,17 @@ async fn run_serve(args: ServeArgs) -> ExitCode {
     };
     let service = match Service::start_with_options(config_file, listener, options).await {
         Ok(s) => s,
-        Err(e) => {
-            tracing::error!(msg = "cannot start", err = %e);
-            eprintln!("error: {e}");
-            return ExitCode::from(1);
-        }
+        Err(e) => return fail(&e, 1),
     };
+    match &web_config {
+        Some(web) => {
+            tracing::info!(msg = "listening", address = %bound, web_config = %web.path().display(), config = %web.describe())
+        }
+        None => tracing::info!(msg = "listening", address = %bound),
+    }
+    if let Some(probe_bound) = probe_bound {
+        tracing::info!(msg = "listening for probes (/-/healthy, /-/ready; no TLS, no auth)", address = %probe_bound);
+    }
     let reload = service.reload.clone();
     signals
         .wait(|| {
@@ -393,14 +461,31 @@ async fn run_check(args: CheckArgs) -> ExitCode {
             }
         }
     }
-    let trust = match args.probe.trust() {
+    let base = match &args.config_file {
+        None => Global::default(),
+        Some(path) => match config::load(path) {
+            Ok(config) => config.global,
+            Err(e) => {
+                eprintln!("error: --config.file: {e}");
+                return ExitCode::from(2);
+            }
+        },
+    };
+    let global = args.probe.overlay(base);
+    let trust = match global.trust_store() {
         Ok(t) => t,
+        Err(e) if args.probe.ca_file.is_some() => {
+            eprintln!("error: --ca-file: {e}");
+            return ExitCode::from(2);
+        }
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: --config.file: ca_file: {e}");
             return ExitCode::from(2);
         }
     };
-    let checker = match Checker::new(args.probe.settings(), trust) {
+    let mut settings = global.check_settings();
+    settings.probe_smtp = !args.probe.no_smtp;
+    let checker = match Checker::new(settings, trust) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");

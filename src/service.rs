@@ -7,13 +7,11 @@ use std::sync::{Arc, RwLock};
 
 use tokio::net::TcpListener;
 
-use crate::check::{unix_now, CheckSettings, Checker};
+use crate::check::{unix_now, Checker};
 use crate::config::{self, Config, ExpectedMode};
 use crate::drift::{write_atomically, DriftState, LoadOutcome};
 use crate::metrics::Exposition;
 use crate::probe::cache::ProbeCache;
-use crate::probe::dns::{Families, ResolverSettings};
-use crate::probe::target::AddressPolicy;
 use crate::report::DomainReport;
 use crate::scheduler::{self, CheckFn, ReportSink, SchedulerSettings, Target};
 use crate::server::{self, App, ReloadFn};
@@ -63,51 +61,18 @@ struct Loaded {
     metas: Vec<(String, DomainMeta)>,
 }
 
-/// Check settings from the configuration's global section.
-pub fn check_settings(config: &Config) -> CheckSettings {
-    let g = &config.global;
-    let address_policy = AddressPolicy {
-        allow_private: g.allow_private_targets,
-    };
-    let mut s = CheckSettings {
-        resolver: ResolverSettings {
-            server: g.dns_server,
-            timeout: g.dns_timeout,
-            attempts: g.dns_attempts,
-        },
-        families: Families {
-            ipv4: g.ipv4,
-            ipv6: g.ipv6,
-        },
-        address_policy,
-        probe_smtp: true,
-        cert_warning_days: i64::try_from(g.cert_warning.as_secs() / 86_400).unwrap_or(14),
-        max_mx: g.max_mx_per_domain,
-        max_addresses_per_mx: g.max_addresses_per_mx,
-        ..CheckSettings::default()
-    };
-    s.fetch.port = g.https_port;
-    s.fetch.connect_timeout = g.connect_timeout;
-    s.fetch.total_timeout = g.policy_fetch_timeout;
-    s.fetch.address_policy = address_policy;
-    s.smtp.port = g.smtp_port;
-    s.smtp.connect_timeout = g.connect_timeout;
-    s.smtp.greeting_timeout = g.smtp_timeout;
-    s.smtp.command_timeout = g.smtp_timeout;
-    s.smtp.tls_timeout = g.smtp_timeout;
-    s.check_timeout = g.check_timeout;
-    s.smtp.ehlo_name = g.ehlo_name.clone();
-    s
-}
-
 /// The trust store the configuration asks for (Mozilla roots plus `ca_file`).
 pub fn trust_store(config: &Config) -> Result<TrustStore, String> {
-    TrustStore::with_ca_file(config.global.ca_file.as_deref())
+    config.global.trust_store()
 }
 
 fn build(config: &Config, cache: &Arc<ProbeCache>, shard: Shard) -> Result<Loaded, String> {
-    let checker = Checker::with_cache(check_settings(config), trust_store(config)?, cache.clone())
-        .map_err(|e| e.to_string())?;
+    let checker = Checker::with_cache(
+        config.global.check_settings(),
+        trust_store(config)?,
+        cache.clone(),
+    )
+    .map_err(|e| e.to_string())?;
     let mut expectations = HashMap::new();
     let mut targets = Vec::with_capacity(config.domains.len());
     let mut metas = Vec::with_capacity(config.domains.len());

@@ -206,3 +206,243 @@ fn usage_errors_exit_2() {
         assert!(!out.stderr.is_empty());
     }
 }
+
+/// Runs the binary with `args`; its exit code and stderr.
+fn run(args: &[&str]) -> (Option<i32>, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_mta-sts-exporter"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_url_or_an_email_address_given_as_a_domain_says_which_domain_to_give() {
+    assert_eq!(
+        run(&["check", "https://Example.com/.well-known/mta-sts.txt"]),
+        (
+            Some(2),
+            "error: invalid domain \"https://Example.com/.well-known/mta-sts.txt\": a URL is not a domain; give the domain alone, e.g. example.com\n"
+                .to_string()
+        )
+    );
+    assert_eq!(
+        run(&["check", "postmaster@example.org"]),
+        (
+            Some(2),
+            "error: invalid domain \"postmaster@example.org\": an e-mail address is not a domain; give the part after '@', e.g. example.org\n"
+                .to_string()
+        )
+    );
+}
+
+#[test]
+fn listen_address_errors_are_specific() {
+    let dir = TempDir::new("cli-listen");
+    let config = dir.path("config.yml");
+    std::fs::write(&config, "domains: [example.test]\n").unwrap();
+    let config = config.to_str().unwrap();
+    for (address, message) in [
+        (
+            ":99999",
+            "invalid --web.listen-address \":99999\": port 99999 is out of range; allowed: 0 to 65535 (0: any free port)",
+        ),
+        (
+            "9861",
+            "invalid --web.listen-address \"9861\": no port; use [HOST]:PORT, e.g. :9861, 127.0.0.1:9861 or localhost:9861",
+        ),
+        (
+            "localhost:http",
+            "invalid --web.listen-address \"localhost:http\": port \"http\" is not a number; use [HOST]:PORT, e.g. :9861, 127.0.0.1:9861 or localhost:9861",
+        ),
+        (
+            "::1:9861",
+            "invalid --web.listen-address \"::1:9861\": an IPv6 address needs brackets, e.g. [::1]:9861",
+        ),
+    ] {
+        assert_eq!(
+            run(&["--config.file", config, "--web.listen-address", address]),
+            (Some(2), format!("error: {message}\n")),
+            "{address}"
+        );
+    }
+    assert_eq!(
+        run(&["--config.file", config, "--web.probe-address", ":70000"]),
+        (
+            Some(2),
+            "error: invalid --web.probe-address \":70000\": port 70000 is out of range; allowed: 0 to 65535 (0: any free port)\n"
+                .to_string()
+        )
+    );
+}
+
+#[test]
+fn config_check_without_a_file_says_so() {
+    let expected = (
+        Some(2),
+        "error: --config.check needs --config.file FILE: the configuration to validate\n"
+            .to_string(),
+    );
+    assert_eq!(run(&["--config.check"]), expected);
+    assert_eq!(run(&["serve", "--config.check"]), expected);
+}
+
+/// A configuration that cannot start is reported once, and nothing says `listening`.
+#[test]
+fn a_bad_start_is_reported_once_before_listening() {
+    let dir = TempDir::new("cli-bad-start");
+    let config = dir.path("config.yml");
+    std::fs::write(&config, "domains: [\"exa mple.test\"]\n").unwrap();
+    let (code, stderr) = run(&[
+        "--config.file",
+        config.to_str().unwrap(),
+        "--web.listen-address",
+        "127.0.0.1:0",
+    ]);
+    assert_eq!(code, Some(1));
+    assert_eq!(
+        stderr,
+        format!(
+            "error: {}:1:11: domains[0]: invalid domain \"exa mple.test\": character ' ' is not allowed; use letters, digits, '-' and '_'\n",
+            config.display()
+        )
+    );
+    // the JSON log format gets one JSON line instead
+    let (code, stderr) = run(&[
+        "--config.file",
+        config.to_str().unwrap(),
+        "--web.listen-address",
+        "127.0.0.1:0",
+        "--log.format",
+        "json",
+    ]);
+    assert_eq!(code, Some(1));
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    let line: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+    assert_eq!(line["level"], "ERROR");
+    assert_eq!(line["msg"], "cannot start");
+    assert!(
+        line["err"].as_str().unwrap().contains("exa mple.test"),
+        "{line}"
+    );
+}
+
+/// `localhost:PORT` is resolved and bound.
+#[test]
+fn listen_address_takes_a_host_name() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let dir = TempDir::new("cli-localhost");
+    let config = dir.path("config.yml");
+    std::fs::write(
+        &config,
+        "global:\n  dns: { server: \"127.0.0.1:9\", timeout: 200ms, attempts: 1 }\ndomains: [example.test]\n",
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mta-sts-exporter"))
+        .args([
+            "--config.file",
+            config.to_str().unwrap(),
+            "--web.listen-address",
+            "localhost:0",
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    // kept open until the end: the exporter logs to it
+    let mut lines = BufReader::new(stderr).lines();
+    let listening = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find(|l| l.contains("msg=listening"))
+        .expect("a listening log line");
+    assert!(
+        listening.contains("address=127.0.0.1:") || listening.contains("address=[::1]:"),
+        "{listening}"
+    );
+    let status = support::terminate(&mut child, std::time::Duration::from_secs(30));
+    assert!(status.success(), "{status:?}");
+}
+
+/// `check --config.file` takes DNS, ports, CA, timeouts and allow_private_targets from the
+/// file; a flag given as well overrides the file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_takes_its_settings_from_a_configuration_file() {
+    let lab = lab().await;
+    let dir = TempDir::new("cli-config");
+    std::fs::write(dir.path("ca.pem"), &lab.ca.cert_pem).unwrap();
+    let write = |name: &str, dns: &str| {
+        let path = dir.path(name);
+        std::fs::write(
+            &path,
+            format!(
+                "global:\n  dns: {{ server: \"{dns}\", timeout: 500ms, attempts: 1 }}\n  \
+                 timeouts: {{ smtp: 2s, policy_fetch: 3s }}\n  ports: {{ smtp: {}, https: {} }}\n  \
+                 ip_families: [ipv4]\n  allow_private_targets: true\n  ca_file: ca.pem\n\
+                 domains: [unrelated.test]\n",
+                lab.smtp_port,
+                lab.https.addr.port()
+            ),
+        )
+        .unwrap();
+        path
+    };
+    let good = write("good.yml", &lab.dns.addr.to_string());
+    let exe = env!("CARGO_BIN_EXE_mta-sts-exporter");
+    let out = Command::new(exe)
+        .args(["check", "--format", "json", "--config.file"])
+        .arg(&good)
+        .arg("example.test")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let reports: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(reports[0]["verdict"], "enforced_deliverable", "{reports}");
+
+    // a dead DNS server in the file, the lab's on the command line: the flag wins
+    let dead = write("dead.yml", "127.0.0.1:9");
+    let out = Command::new(exe)
+        .args(["check", "--format", "json", "--config.file"])
+        .arg(&dead)
+        .args(["--dns-server", &lab.dns.addr.to_string(), "example.test"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let reports: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(reports[0]["verdict"], "enforced_deliverable", "{reports}");
+
+    // without the flag, the file's dead server is used
+    let out = Command::new(exe)
+        .args(["check", "--format", "json", "--config.file"])
+        .arg(&dead)
+        .arg("example.test")
+        .output()
+        .unwrap();
+    let reports: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(reports[0]["verdict"], "undetermined", "{reports}");
+
+    // a file that does not load is a usage error naming the flag
+    assert_eq!(
+        run(&["check", "--config.file", "/nonexistent/config.yml", "example.test"]),
+        (
+            Some(2),
+            "error: --config.file: /nonexistent/config.yml: cannot read the configuration file: No such file or directory (os error 2)\n"
+                .to_string()
+        )
+    );
+}
