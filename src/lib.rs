@@ -13,6 +13,7 @@
 //! - [`check`] runs the stages for one domain and returns a [`report::DomainReport`], plain data
 //!   holding each stage's outcome and a list of [`finding::Finding`]s.
 //! - [`render`] prints a report for people.
+//! - [`tlsrpt`] reads the TLS-RPT reports senders send: decoding, parsing, summaries.
 
 pub mod check;
 pub mod config;
@@ -30,4 +31,5 @@ pub mod service;
 pub mod shard;
 pub mod stage;
 pub mod store;
+pub mod tlsrpt;
 pub mod webconfig;

@@ -84,6 +84,20 @@ enum Command {
     /// Check domains once and print a report. Exit code 0: no critical finding; 1: at least one
     /// critical finding; 2: usage error.
     Check(CheckArgs),
+    /// Summarize TLS-RPT report files (JSON, gzip or e-mail) offline. Exit code 0: every
+    /// report read; 1: a file was unreadable or a report refused; 2: usage error.
+    Tlsrpt(TlsrptArgs),
+}
+
+#[derive(Args, Debug)]
+struct TlsrptArgs {
+    /// Report files: RFC 8460 JSON, gzip-compressed JSON, or an e-mail carrying one (`-` reads
+    /// standard input).
+    #[arg(required = true, value_name = "FILE")]
+    files: Vec<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
 }
 
 #[derive(Args, Debug)]
@@ -242,6 +256,7 @@ fn main() -> ExitCode {
     match cli.command {
         Some(Command::Check(args)) => runtime.block_on(run_check(args)),
         Some(Command::Serve(args)) => runtime.block_on(run_serve(args)),
+        Some(Command::Tlsrpt(args)) => run_tlsrpt(args),
         None if cli.serve.config_file.is_some() => runtime.block_on(run_serve(cli.serve)),
         None if cli.serve.config_check => {
             eprintln!(
@@ -250,7 +265,7 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
         None => {
-            eprintln!("error: give a command (check, serve) or --config.file; see --help");
+            eprintln!("error: give a command (check, serve, tlsrpt) or --config.file; see --help");
             ExitCode::from(2)
         }
     }
@@ -513,6 +528,50 @@ async fn run_check(args: CheckArgs) -> ExitCode {
         }
     }
     if critical {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn run_tlsrpt(args: TlsrptArgs) -> ExitCode {
+    use mta_sts_exporter::tlsrpt::{self, summary::Summary, Kind, Limits};
+    use std::io::Read;
+    let limits = Limits::default();
+    let now = mta_sts_exporter::check::unix_now();
+    let mut files = Vec::new();
+    let mut unreadable = false;
+    for path in &args.files {
+        let name = path.display().to_string();
+        let cap = u64::try_from(limits.max_received_bytes)
+            .unwrap_or(u64::MAX)
+            .saturating_add(1);
+        let mut bytes = Vec::new();
+        let read = if name == "-" {
+            std::io::stdin().take(cap).read_to_end(&mut bytes)
+        } else {
+            std::fs::File::open(path).and_then(|f| f.take(cap).read_to_end(&mut bytes))
+        };
+        if let Err(e) = read {
+            eprintln!("error: cannot read {name}: {e}");
+            unreadable = true;
+            continue;
+        }
+        let results = tlsrpt::read_reports(&bytes, Kind::sniff(&bytes), limits, now);
+        files.push((name, results));
+    }
+    let summary = Summary::new(files);
+    match args.format {
+        Format::Json => match serde_json::to_string_pretty(&summary) {
+            Ok(json) => println!("{json}"),
+            Err(e) => {
+                eprintln!("error: cannot encode the summary: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        Format::Text => print!("{}", summary.render_text()),
+    }
+    if unreadable || summary.rejected > 0 {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS

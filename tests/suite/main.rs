@@ -23,4 +23,5 @@ mod serve;
 mod simulator;
 mod smtp;
 mod tls;
+mod tlsrpt;
 mod webconfig;

@@ -8,6 +8,7 @@ pub mod http;
 pub mod https;
 pub mod lab;
 pub mod smtp;
+pub mod tlsrpt;
 
 /// The metric names `docs/metrics.md` documents (the first column of its tables).
 pub fn documented_metrics() -> Vec<String> {
