@@ -560,8 +560,9 @@ impl Checker {
     async fn probe_address(&self, host: &str, address: IpAddr) -> Arc<SmtpProbe> {
         let inner = &self.inner;
         let probe = || probe_mx(&inner.tls, host, address, &inner.settings.smtp);
+        let target = std::net::SocketAddr::new(address, inner.settings.smtp.port);
         match &inner.cache {
-            Some(cache) => cache.probe(host, address, probe).await,
+            Some(cache) => cache.probe(host, target, probe).await,
             None => Arc::new(probe().await),
         }
     }

@@ -19,6 +19,7 @@ use serde_saphyr::{Location, MessageFormatter, Spanned};
 use crate::check::CheckSettings;
 use crate::duration::{format_duration, parse_duration};
 use crate::probe::dns::{Families, ResolverSettings};
+use crate::probe::health::HealthSettings;
 use crate::probe::target::AddressPolicy;
 use crate::stage::cert::TrustStore;
 
@@ -50,6 +51,9 @@ pub struct Global {
     /// How long an SMTP probe result for one (MX name, address) is reused by other domains;
     /// zero turns the cache off.
     pub mx_cache_ttl: Duration,
+    /// When an address that keeps timing out is taken for unresponsive, and for how long
+    /// (`unresponsive_address:` in the file; see `crate::probe::health`).
+    pub unresponsive_address: HealthSettings,
     /// Certificates that expire sooner than this are reported as a warning.
     pub cert_warning: Duration,
     /// `None`: the system resolver (the `nameserver` lines of /etc/resolv.conf).
@@ -99,6 +103,7 @@ impl Default for Global {
             concurrency: 64,
             per_address_concurrency: 2,
             mx_cache_ttl: Duration::from_secs(600),
+            unresponsive_address: HealthSettings::default(),
             cert_warning: Duration::from_secs(14 * 86_400),
             dns_server: None,
             dns_timeout: Duration::from_secs(5),
@@ -481,6 +486,7 @@ const GLOBAL_KEYS: &[&str] = &[
     "concurrency",
     "per_address_concurrency",
     "mx_cache_ttl",
+    "unresponsive_address",
     "cert_warning",
     "dns",
     "timeouts",
@@ -493,6 +499,7 @@ const GLOBAL_KEYS: &[&str] = &[
     "limits",
 ];
 const DNS_KEYS: &[&str] = &["server", "timeout", "attempts"];
+const UNRESPONSIVE_KEYS: &[&str] = &["after_timeouts", "hold"];
 const TIMEOUT_KEYS: &[&str] = &["connect", "policy_fetch", "smtp", "check"];
 const PORT_KEYS: &[&str] = &["smtp", "https"];
 const LIMIT_KEYS: &[&str] = &[
@@ -520,6 +527,10 @@ const TIMEOUT: DurationRange = DurationRange {
 };
 /// A whole check: at least a second, so a typo (`5ms`) does not cut every check off at once.
 const CHECK_TIMEOUT: DurationRange = DurationRange {
+    min: Duration::from_secs(1),
+    max: Some((Duration::from_secs(86_400), "")),
+};
+const HOLD: DurationRange = DurationRange {
     min: Duration::from_secs(1),
     max: Some((Duration::from_secs(86_400), "")),
 };
@@ -766,6 +777,20 @@ impl Reader<'_> {
                     g.per_address_concurrency = self.integer(value, &key, 1, 64)?
                 }
                 "mx_cache_ttl" => g.mx_cache_ttl = self.duration(value, &key, &ANY_DURATION)?,
+                "unresponsive_address" => {
+                    for e in self.mapping(value, &key, Some(UNRESPONSIVE_KEYS))? {
+                        let key = format!("global.unresponsive_address.{}", e.name);
+                        let u = &mut g.unresponsive_address;
+                        match e.name {
+                            "after_timeouts" => {
+                                let n = self.integer(e.value, &key, 0, 100)?;
+                                // In range 0..=100 by the check above.
+                                u.after_timeouts = u32::try_from(n).unwrap_or(100);
+                            }
+                            _ => u.hold = self.duration(e.value, &key, &HOLD)?,
+                        }
+                    }
+                }
                 "cert_warning" => g.cert_warning = self.duration(value, &key, &CERT_WARNING)?,
                 "dns" => {
                     for e in self.mapping(value, &key, Some(DNS_KEYS))? {

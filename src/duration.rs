@@ -57,6 +57,22 @@ pub fn format_duration(d: Duration) -> String {
     out
 }
 
+/// `YYYY-MM-DD HH:MM:SS UTC` for unix seconds.
+pub fn format_unix_time(unix: i64) -> String {
+    match time::OffsetDateTime::from_unix_timestamp(unix) {
+        Ok(t) => format!(
+            "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second()
+        ),
+        Err(_) => format!("@{unix}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

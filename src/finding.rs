@@ -143,6 +143,7 @@ codes! {
     MxConnectFailed => "mx_connect_failed", Critical;
     SmtpGreetingRejected => "smtp_greeting_rejected", Critical;
     SmtpTimeout => "smtp_timeout", Critical;
+    MxUnresponsiveInferred => "mx_unresponsive_inferred", Critical;
     SmtpProtocolError => "smtp_protocol_error", Critical;
     StarttlsNotOffered => "starttls_not_offered", Critical;
     StarttlsRefused => "starttls_refused", Critical;
@@ -322,6 +323,7 @@ impl Code {
             Code::MxConnectFailed => ("Connecting to the MX host failed for another reason (network unreachable, reset).", "RFC 5321", "Check routing to the MX host."),
             Code::SmtpGreetingRejected => ("The MX host greeted with a 4xx/5xx code instead of 220.", "RFC 5321 §4.2, §4.3.2", "Check the SMTP server's load limits and access rules for the exporter's address."),
             Code::SmtpTimeout => ("The SMTP dialogue did not finish in time (greeting, EHLO or STARTTLS reply).", "RFC 5321 §4.5.3.2", "Check the SMTP server and any tarpit or greylisting in front of it."),
+            Code::MxUnresponsiveInferred => ("The address was not probed now: its last probes, by this or other MX names sharing it, all timed out connecting or waiting for the greeting, so the exporter takes it for unresponsive (as Postfix marks a dead destination) and answers from that state, while one probe at a time re-tests it. The message says how many probes, over how long, and since when. Critical in enforce mode, warning otherwise: a sender cannot deliver there either.", "mta-sts-exporter rule (`global.unresponsive_address`), RFC 5321 §4.5.3.2", "As for `smtp_timeout` and `mx_connect_timeout`: fix or remove the silent address (often a tarpit or a decommissioned host shared by parked domains). The finding clears at the first probe that gets any answer."),
             Code::SmtpProtocolError => ("The MX host did not speak valid SMTP (garbage, over-long lines, endless replies, EHLO refused).", "RFC 5321 §4.2", "Check the software listening on port 25."),
             Code::StarttlsNotOffered => ("The MX host does not advertise STARTTLS; an enforcing sender refuses it.", "RFC 8461 §4.2, RFC 3207", "Enable STARTTLS on the SMTP server."),
             Code::StarttlsRefused => ("The MX host advertised STARTTLS but refused the command (e.g. 454).", "RFC 3207 §4", "Fix the SMTP server's TLS configuration (certificate and key files, permissions)."),

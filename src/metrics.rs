@@ -70,6 +70,7 @@ defs! {
     CHECKS = "mta_sts_exporter_checks", Counter, "result", "Checks completed, by result: ok (no critical finding), critical, undetermined (a lookup failed or the check timed out)";
     CHECK_DURATION = "mta_sts_exporter_check_duration_seconds", Histogram, "", "Time taken by one domain check";
     CACHE_REQUESTS = "mta_sts_exporter_probe_cache_requests", Counter, "result", "SMTP probe requests by result: hit (shared or in-flight result reused) or miss (probed)";
+    UNRESPONSIVE_ADDRESSES = "mta_sts_exporter_unresponsive_addresses", Gauge, "", "MX addresses (with port) taken for unresponsive now after consecutive connect or greeting timeouts: their probes are answered from their state (mx_unresponsive_inferred) while one probe at a time re-tests them";
     STATE_LOADED = "mta_sts_exporter_state_loaded", Gauge, "", "1 if id-drift history was loaded from the state file at start; 0 if it started fresh (no file, unreadable or corrupt: see the log) or no state file is configured";
     STATE_SAVE_ERRORS = "mta_sts_exporter_state_save_errors", Counter, "", "Failed attempts to save the state file (full disk, read-only directory...)";
     STATE_LAST_SAVE = "mta_sts_exporter_state_last_save_success_timestamp_seconds", Gauge, "", "Unix time the state file was last saved";
@@ -393,6 +394,11 @@ impl prometheus_client::collector::Collector for Exposition {
                         &value, None,
                     )?;
             }
+            gauge_family(
+                &mut encoder,
+                &UNRESPONSIVE_ADDRESSES,
+                &[(no_labels, stats.unresponsive as f64)],
+            )?;
         }
         gauge_family(
             &mut encoder,

@@ -122,9 +122,13 @@ fn write_report(out: &mut String, r: &DomainReport, now: i64) -> std::fmt::Resul
             host.preference, host.name
         )?;
         for probe in &host.probes {
-            let outcome = match &probe.outcome {
-                SmtpOutcome::Ok => "STARTTLS ok".to_string(),
-                other => format!("STARTTLS failed: {}", outcome_text(other)),
+            let outcome = match (&probe.outcome, &probe.inferred) {
+                (_, Some(inference)) => format!(
+                    "not probed: unresponsive (inferred from its last {} probes)",
+                    inference.from_probes
+                ),
+                (SmtpOutcome::Ok, None) => "STARTTLS ok".to_string(),
+                (other, None) => format!("STARTTLS failed: {}", outcome_text(other)),
             };
             writeln!(out, "             {}  {outcome}", probe.address)?;
             if let Some(tls) = &probe.tls {

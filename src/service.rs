@@ -176,9 +176,10 @@ impl Service {
         for w in &config.warnings {
             tracing::warn!(msg = "configuration", warning = %w);
         }
-        let cache = Arc::new(ProbeCache::new(
+        let cache = Arc::new(ProbeCache::with_health(
             config.global.mx_cache_ttl,
             config.global.per_address_concurrency,
+            config.global.unresponsive_address,
         ));
         let Loaded {
             built,

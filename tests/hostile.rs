@@ -843,13 +843,14 @@ fn address_guard_refuses_what_hostile_dns_points_inside() {
 }
 
 /// A domain points every MX name at one address that accepts and never greets. Probes are
-/// cached per (name, address), so each name is probed; the per-address bound makes them wait
-/// in turn. The check ends, but only after ceil(names / per-address bound) greeting deadlines:
-/// there is no deadline for a whole check.
+/// cached per (name, address), so each name needs a probe, and the per-address bound makes them
+/// wait in turn; but after three greeting timeouts the address is taken for unresponsive: one
+/// canary probe re-tests it and the other names are answered from its state at once, instead
+/// of ceil(names / per-address bound) greeting deadlines (6 s here).
 #[test]
-fn mx_names_sharing_one_tarpit_address_queue_for_it() {
+fn mx_names_sharing_one_tarpit_address_queue_only_until_it_is_known_unresponsive() {
     serial(async {
-        let names: Vec<String> = (0..6).map(|i| format!("mx{i}.hostile.test")).collect();
+        let names: Vec<String> = (0..12).map(|i| format!("mx{i:02}.hostile.test")).collect();
         let lab = Lab::builder()
             .record(D, "v=STSv1; id=1;")
             .policy(D, Reply::policy(&enforce_policy(&["*.hostile.test"])))
@@ -866,13 +867,30 @@ fn mx_names_sharing_one_tarpit_address_queue_for_it() {
         let mut settings = lab.settings();
         settings.smtp.greeting_timeout = Duration::from_secs(1);
         let cache = Arc::new(ProbeCache::new(Duration::from_secs(600), 2));
-        let checker = Checker::with_cache(settings, lab.trust(), cache).unwrap();
+        let checker = Checker::with_cache(settings, lab.trust(), cache.clone()).unwrap();
         let m = measure(checker.check(D)).await;
         let report = &m.value;
-        assert_eq!(codes(report), ["smtp_timeout"], "{:#?}", report.findings);
-        assert_eq!(report.mx.hosts.len(), 6);
-        assert_eq!(lab.smtp[0].connections(), 6);
-        // Six names, two at a time, one second each.
+        assert_eq!(
+            codes(report),
+            ["mx_unresponsive_inferred", "smtp_timeout"],
+            "{:#?}",
+            report.findings
+        );
+        assert_eq!(report.mx.hosts.len(), 12);
+        assert_eq!(
+            report.verdict,
+            mta_sts_exporter::report::Verdict::EnforcedRefused
+        );
+        // Two rounds of two probes reach three timeouts; then one canary.
+        assert_eq!(lab.smtp[0].connections(), 5);
+        let inferred = report
+            .mx
+            .hosts
+            .iter()
+            .filter(|h| h.probes.iter().all(|p| p.inferred.is_some()))
+            .count();
+        assert_eq!(inferred, 7);
+        assert_eq!(cache.stats().unresponsive, 1);
         assert!(m.elapsed >= Duration::from_millis(2900), "{m:?}");
         m.assert_within(Duration::from_secs(10), HEAP_BOUND);
     })

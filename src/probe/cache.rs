@@ -1,9 +1,10 @@
 //! Fleet deduplication of SMTP probes: one probe per (MX name, address) per TTL however many
-//! domains share the MX, and at most N connections at once to any one address.
+//! domains share the MX, at most N connections at once to any one address, and no waiting in
+//! line for an address the health memory takes for unresponsive ([`crate::probe::health`]).
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -11,17 +12,22 @@ use std::time::Duration;
 use tokio::sync::{OnceCell, Semaphore};
 use tokio::time::Instant;
 
-use crate::probe::smtp::SmtpProbe;
+use crate::probe::health::{
+    Admission, HealthMemory, HealthSettings, Observed, Silence, Unresponsive,
+};
+use crate::probe::smtp::{Inference, SmtpOutcome, SmtpProbe};
 
 /// Shared by every check of one process.
 #[derive(Debug)]
 pub struct ProbeCache {
     ttl: Duration,
     per_address: usize,
-    slots: Mutex<HashMap<(String, IpAddr), Slot>>,
+    slots: Mutex<HashMap<(String, SocketAddr), Slot>>,
     limits: Mutex<HashMap<IpAddr, Arc<Semaphore>>>,
+    health: Mutex<HealthMemory>,
     hits: AtomicU64,
     misses: AtomicU64,
+    inferred: AtomicU64,
 }
 
 #[derive(Debug, Clone)]
@@ -30,12 +36,16 @@ struct Slot {
     cell: Arc<OnceCell<Arc<SmtpProbe>>>,
 }
 
-/// Hit and miss counts since start.
+/// Hit and miss counts since start, and the health memory now.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CacheStats {
     pub hits: u64,
     pub misses: u64,
+    /// Misses answered from an unresponsive address's state instead of probed.
+    pub inferred: u64,
     pub entries: usize,
+    /// Addresses (with port) taken for unresponsive now.
+    pub unresponsive: usize,
 }
 
 /// An empty (in-flight) slot older than this is taken for abandoned: far longer than a probe
@@ -43,45 +53,119 @@ pub struct CacheStats {
 const ABANDONED_AFTER: Duration = Duration::from_secs(3_600);
 
 impl ProbeCache {
-    /// `ttl` zero: every request probes (but the per-address bound still holds).
+    /// `ttl` zero: every request probes (but the per-address bound still holds). The health
+    /// memory has its defaults.
     pub fn new(ttl: Duration, per_address: usize) -> ProbeCache {
+        ProbeCache::with_health(ttl, per_address, HealthSettings::default())
+    }
+
+    pub fn with_health(ttl: Duration, per_address: usize, health: HealthSettings) -> ProbeCache {
         ProbeCache {
             ttl,
             per_address: per_address.max(1),
             slots: Mutex::new(HashMap::new()),
             limits: Mutex::new(HashMap::new()),
+            health: Mutex::new(HealthMemory::new(health)),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
+            inferred: AtomicU64::new(0),
         }
     }
 
-    /// The probe result for (`host`, `address`): a fresh cached one, the one in flight, or a
-    /// new one made by `probe` once a per-address permit is free. Shared, not copied: every
-    /// domain's report points at the same result.
-    pub async fn probe<F, Fut>(&self, host: &str, address: IpAddr, probe: F) -> Arc<SmtpProbe>
+    /// The probe result for (`host`, `target`): a fresh cached one, the one in flight, or a
+    /// new one made by `probe` once a per-address permit is free; or, while the address is
+    /// taken for unresponsive and another probe re-tests it, one inferred from its state
+    /// (`SmtpProbe::inferred`). Shared, not copied: every domain's report points at the same
+    /// result.
+    pub async fn probe<F, Fut>(&self, host: &str, target: SocketAddr, probe: F) -> Arc<SmtpProbe>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = SmtpProbe>,
     {
-        let cell = self.slot(host, address);
-        let limit = self.limit(address);
-        let result = cell
-            .get_or_init(|| async move {
-                // A closed semaphore cannot happen (we never close it); probe anyway if it did.
-                let _permit = limit.acquire_owned().await.ok();
-                Arc::new(probe().await)
-            })
-            .await;
+        let cell = self.slot(host, target);
+        let result = cell.get_or_init(|| self.run(host, target, probe)).await;
         result.clone()
     }
 
-    fn slot(&self, host: &str, address: IpAddr) -> Arc<OnceCell<Arc<SmtpProbe>>> {
+    async fn run<F, Fut>(&self, host: &str, target: SocketAddr, probe: F) -> Arc<SmtpProbe>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = SmtpProbe>,
+    {
+        // While a canary is out, answer at once: queueing behind it would only wait for it.
+        let known = lock(&self.health).peek(target, Instant::now());
+        if let Some(state) = known {
+            return Arc::new(self.inferred(host, target, &state));
+        }
+        let limit = self.limit(target.ip());
+        // A closed semaphore cannot happen (we never close it); probe anyway if it did.
+        let _permit = limit.acquire_owned().await.ok();
+        // The address may have been taken for unresponsive while this request waited.
+        let admission = lock(&self.health).admit(target, Instant::now());
+        let mut canary = match admission {
+            Admission::Inferred(state) => return Arc::new(self.inferred(host, target, &state)),
+            Admission::Probe => None,
+            Admission::Canary => Some(CanaryOut {
+                cache: self,
+                target,
+                reported: false,
+            }),
+        };
+        let started = Instant::now();
+        let result = probe().await;
+        let observed = Observed::of(&result.outcome);
+        lock(&self.health).record(target, started, Instant::now(), observed, canary.is_some());
+        if let Some(out) = canary.as_mut() {
+            out.reported = true;
+        }
+        Arc::new(result)
+    }
+
+    /// The answer for `host` at `target` from the address's state.
+    fn inferred(&self, host: &str, target: SocketAddr, state: &Unresponsive) -> SmtpProbe {
+        self.inferred.fetch_add(1, Ordering::Relaxed);
+        let now = Instant::now();
+        let ago = now.saturating_duration_since(state.since).as_secs();
+        let since = crate::check::unix_now().saturating_sub(i64::try_from(ago).unwrap_or(0));
+        SmtpProbe {
+            host: host.to_string(),
+            address: target.ip(),
+            greeting: None,
+            starttls_offered: None,
+            tls: None,
+            outcome: match state.silence {
+                Silence::Connect => SmtpOutcome::ConnectTimeout,
+                Silence::Greeting => SmtpOutcome::Timeout {
+                    phase: "greeting".into(),
+                },
+            },
+            duration_seconds: 0.0,
+            inferred: Some(Inference {
+                from_probes: state.timeouts,
+                within_seconds: state
+                    .last_ended
+                    .saturating_duration_since(state.first_started)
+                    .as_secs_f64(),
+                since,
+            }),
+        }
+    }
+
+    fn slot(&self, host: &str, target: SocketAddr) -> Arc<OnceCell<Arc<SmtpProbe>>> {
         let now = Instant::now();
         let mut slots = lock(&self.slots);
-        let key = (host.to_string(), address);
+        let key = (host.to_string(), target);
         if let Some(slot) = slots.get(&key) {
-            let in_flight = !slot.cell.initialized();
-            if in_flight || now.duration_since(slot.created) < self.ttl {
+            let fresh = match slot.cell.get() {
+                None => true, // in flight
+                // An inferred answer lasts only as long as the state it came from.
+                Some(probe) if probe.inferred.is_some() => {
+                    now.duration_since(slot.created) < self.ttl
+                        && lock(&self.health).state(target, now).is_some()
+                }
+                Some(_) => now.duration_since(slot.created) < self.ttl,
+            };
+            if fresh {
                 self.hits.fetch_add(1, Ordering::Relaxed);
                 return slot.cell.clone();
             }
@@ -120,13 +204,32 @@ impl ProbeCache {
             }
         });
         lock(&self.limits).retain(|_, sem| Arc::strong_count(sem) > 1);
+        lock(&self.health).prune(now);
     }
 
     pub fn stats(&self) -> CacheStats {
         CacheStats {
             hits: self.hits.load(Ordering::Relaxed),
             misses: self.misses.load(Ordering::Relaxed),
+            inferred: self.inferred.load(Ordering::Relaxed),
             entries: lock(&self.slots).len(),
+            unresponsive: lock(&self.health).unresponsive_count(Instant::now()),
+        }
+    }
+}
+
+/// A canary probe under way; dropped before it reports (its check was abandoned at the
+/// deadline), it lets the next request re-test the address.
+struct CanaryOut<'a> {
+    cache: &'a ProbeCache,
+    target: SocketAddr,
+    reported: bool,
+}
+
+impl Drop for CanaryOut<'_> {
+    fn drop(&mut self) {
+        if !self.reported {
+            lock(&self.cache.health).canary_abandoned(self.target);
         }
     }
 }

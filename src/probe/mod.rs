@@ -3,6 +3,7 @@
 
 pub mod cache;
 pub mod dns;
+pub mod health;
 pub mod https;
 pub mod smtp;
 pub mod target;

@@ -72,6 +72,21 @@ pub struct SmtpProbe {
     pub tls: Option<TlsObservation>,
     pub outcome: SmtpOutcome,
     pub duration_seconds: f64,
+    /// Set when this address was not probed now: it is taken for unresponsive and `outcome`
+    /// repeats what its last probes met (see [`crate::probe::health`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inferred: Option<Inference>,
+}
+
+/// Where an inferred outcome comes from: the address's recent probes, by any MX name.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Inference {
+    /// Consecutive probes of the address that timed out.
+    pub from_probes: u32,
+    /// From the start of the first of them to the end of the last.
+    pub within_seconds: f64,
+    /// Unix seconds when the address was taken for unresponsive.
+    pub since: i64,
 }
 
 /// How the dialog ended.
@@ -118,6 +133,26 @@ impl SmtpProbe {
     /// from `tls`, wherever the certificate is judged against the policy.
     pub fn findings(&self) -> Vec<Finding> {
         let at = format!("{} ({})", self.host, self.address);
+        if let Some(inference) = &self.inferred {
+            let silence = match &self.outcome {
+                SmtpOutcome::ConnectTimeout => "connecting",
+                _ => "waiting for the greeting",
+            };
+            let message = format!(
+                "{at} was not probed now: the last {} probes of this address (by any MX name, \
+                 within {}) timed out {silence}, so it is taken for unresponsive since {}; one \
+                 probe at a time re-tests it. The outcome is inferred, not observed",
+                inference.from_probes,
+                crate::duration::format_duration(
+                    Duration::try_from_secs_f64(inference.within_seconds.round())
+                        .unwrap_or_default()
+                ),
+                crate::duration::format_unix_time(inference.since)
+            );
+            return vec![Finding::new(Code::MxUnresponsiveInferred, message)
+                .with_host(self.host.clone())
+                .with_address(self.address)];
+        }
         let (code, message) = match &self.outcome {
             SmtpOutcome::Ok => return Vec::new(),
             SmtpOutcome::ConnectRefused => (
@@ -241,6 +276,7 @@ pub async fn probe_mx(
         tls: None,
         outcome: SmtpOutcome::Ok,
         duration_seconds: 0.0,
+        inferred: None,
     };
     let outcome = dialog(tls, host, address, settings, &mut probe).await;
     probe.outcome = outcome;
@@ -735,7 +771,48 @@ mod tests {
             tls: None,
             outcome,
             duration_seconds: 1.5,
+            inferred: None,
         }
+    }
+
+    #[test]
+    fn an_inferred_outcome_has_its_own_code_and_says_where_it_comes_from() {
+        let probe = SmtpProbe {
+            inferred: Some(Inference {
+                from_probes: 4,
+                within_seconds: 125.4,
+                since: 1_798_761_600,
+            }),
+            ..probe_with(SmtpOutcome::Timeout {
+                phase: "greeting".into(),
+            })
+        };
+        let findings = probe.findings();
+        assert_eq!(findings.len(), 1);
+        let f = &findings[0];
+        assert_eq!(f.code, Code::MxUnresponsiveInferred);
+        assert_eq!(f.address, Some(probe.address));
+        for part in [
+            "mx1.example.test (192.0.2.25) was not probed now",
+            "the last 4 probes",
+            "within 2m5s",
+            "waiting for the greeting",
+            "since 2027-01-01 00:00:00 UTC",
+            "inferred, not observed",
+        ] {
+            assert!(f.message.contains(part), "{part:?} not in {}", f.message);
+        }
+        let connect = SmtpProbe {
+            outcome: SmtpOutcome::ConnectTimeout,
+            ..probe.clone()
+        };
+        assert!(connect.findings()[0]
+            .message
+            .contains("timed out connecting"));
+        // Serialized with the report, so JSON readers see it too.
+        let json = serde_json::to_value(&probe).unwrap();
+        assert_eq!(json["inferred"]["from_probes"], 4);
+        assert!(serde_json::to_value(probe_with(SmtpOutcome::Ok)).unwrap()["inferred"].is_null());
     }
 
     #[test]

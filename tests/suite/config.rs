@@ -13,6 +13,7 @@ use std::time::Duration;
 use mta_sts_exporter::config::{
     load, parse, Config, ConfigError, DomainConfig, Expectations, ExpectedMode, Global,
 };
+use mta_sts_exporter::probe::health::HealthSettings;
 
 const FIXTURES: &str = "tests/config";
 
@@ -88,6 +89,10 @@ fn minimal_file_gets_the_documented_defaults() {
         concurrency: 64,
         per_address_concurrency: 2,
         mx_cache_ttl: secs(600),
+        unresponsive_address: HealthSettings {
+            after_timeouts: 3,
+            hold: secs(300),
+        },
         cert_warning: secs(14 * 86_400),
         dns_server: None,
         dns_timeout: secs(5),
@@ -132,6 +137,13 @@ fn full_file_sets_every_key() {
     assert_eq!(g.concurrency, 10);
     assert_eq!(g.per_address_concurrency, 1);
     assert_eq!(g.mx_cache_ttl, Duration::ZERO);
+    assert_eq!(
+        (
+            g.unresponsive_address.after_timeouts,
+            g.unresponsive_address.hold
+        ),
+        (5, secs(600))
+    );
     assert_eq!(g.cert_warning, secs(21 * 86_400));
     assert_eq!(
         g.dns_server,
@@ -400,9 +412,18 @@ refused! {
          allowed: global, labels, domains, domain_files";
     unknown_key_in_global: "bad-unknown-key-global.yml" =>
         "tests/config/bad-unknown-key-global.yml:3:3: unknown key \"intervall\" in global; \
-         allowed: interval, concurrency, per_address_concurrency, mx_cache_ttl, cert_warning, \
-         dns, timeouts, ports, ehlo_name, ip_families, allow_private_targets, ca_file, \
-         state_file, limits";
+         allowed: interval, concurrency, per_address_concurrency, mx_cache_ttl, \
+         unresponsive_address, cert_warning, dns, timeouts, ports, ehlo_name, ip_families, \
+         allow_private_targets, ca_file, state_file, limits";
+    unknown_key_in_unresponsive_address: "bad-unknown-key-unresponsive.yml" =>
+        "tests/config/bad-unknown-key-unresponsive.yml:3:5: unknown key \"after\" in \
+         global.unresponsive_address; allowed: after_timeouts, hold";
+    unresponsive_after_too_many: "bad-unresponsive-after.yml" =>
+        "tests/config/bad-unresponsive-after.yml:3:21: global.unresponsive_address.after_timeouts: \
+         101 is out of range; allowed: 0 to 100";
+    unresponsive_hold_zero: "bad-unresponsive-hold.yml" =>
+        "tests/config/bad-unresponsive-hold.yml:3:11: global.unresponsive_address.hold: 0s is \
+         too short; allowed: 1s or more";
     unknown_key_in_dns: "bad-unknown-key-dns.yml" =>
         "tests/config/bad-unknown-key-dns.yml:3:5: unknown key \"servers\" in global.dns; \
          allowed: server, timeout, attempts";

@@ -2,12 +2,14 @@
 //! bounded concurrency, shared MX probed once per TTL, politeness per address.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use mta_sts_exporter::finding::Code;
 use mta_sts_exporter::probe::cache::ProbeCache;
+use mta_sts_exporter::probe::health::HealthSettings;
 use mta_sts_exporter::probe::smtp::{SmtpOutcome, SmtpProbe};
 use mta_sts_exporter::report::{DomainReport, PolicyStatus, RecordStatus};
 use mta_sts_exporter::scheduler::{self, CheckFn, ReportSink, SchedulerSettings, Target};
@@ -224,6 +226,7 @@ fn fake_probe(host: &str, address: IpAddr) -> SmtpProbe {
         tls: None,
         outcome: SmtpOutcome::Ok,
         duration_seconds: 0.0,
+        inferred: None,
     }
 }
 
@@ -234,7 +237,7 @@ async fn shared_mx_probed_once_per_ttl() {
     let address = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
     let run = |cache: Arc<ProbeCache>, probes: Arc<AtomicUsize>| async move {
         cache
-            .probe("mx.shared.test", address, || async {
+            .probe("mx.shared.test", SocketAddr::new(address, 25), || async {
                 probes.fetch_add(1, Ordering::SeqCst);
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 fake_probe("mx.shared.test", address)
@@ -276,7 +279,7 @@ async fn per_address_politeness_bound() {
             tokio::spawn(async move {
                 let host = format!("mx{i}.provider.test");
                 cache
-                    .probe(&host, address, || async {
+                    .probe(&host, SocketAddr::new(address, 25), || async {
                         let now = running.fetch_add(1, Ordering::SeqCst) + 1;
                         max.fetch_max(now, Ordering::SeqCst);
                         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -291,4 +294,136 @@ async fn per_address_politeness_bound() {
         t.await.unwrap();
     }
     assert_eq!(max.load(Ordering::SeqCst), 2);
+}
+
+fn silent_probe(host: &str, address: IpAddr) -> SmtpProbe {
+    SmtpProbe {
+        starttls_offered: None,
+        outcome: SmtpOutcome::Timeout {
+            phase: "greeting".into(),
+        },
+        duration_seconds: 10.0,
+        ..fake_probe(host, address)
+    }
+}
+
+/// 50 MX names on one tarpit address, probed through the cache: a few real probes, never more
+/// than the per-address bound at once, the rest answered from the address's state.
+#[tokio::test(start_paused = true)]
+async fn a_tarpit_shared_by_many_names_is_answered_from_its_state() {
+    let health = HealthSettings {
+        after_timeouts: 3,
+        hold: Duration::from_secs(300),
+    };
+    let cache = Arc::new(ProbeCache::with_health(Duration::from_secs(600), 2, health));
+    let address = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 9));
+    let target = SocketAddr::new(address, 25);
+    let running = Arc::new(AtomicUsize::new(0));
+    let max = Arc::new(AtomicUsize::new(0));
+    let probes = Arc::new(AtomicUsize::new(0));
+    let started = tokio::time::Instant::now();
+    let tasks: Vec<_> = (0..50)
+        .map(|i| {
+            let (cache, running, max, probes) =
+                (cache.clone(), running.clone(), max.clone(), probes.clone());
+            tokio::spawn(async move {
+                let host = format!("tenant{i}.mail.provider.test");
+                let result = cache
+                    .probe(&host, target, || async {
+                        probes.fetch_add(1, Ordering::SeqCst);
+                        let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                        max.fetch_max(now, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_secs(10)).await;
+                        running.fetch_sub(1, Ordering::SeqCst);
+                        silent_probe(&host, address)
+                    })
+                    .await;
+                (host, result, started.elapsed())
+            })
+        })
+        .collect();
+    let mut inferred_names = Vec::new();
+    let mut latest = Duration::ZERO;
+    for t in tasks {
+        let (host, probe, took) = t.await.unwrap();
+        latest = latest.max(took);
+        assert_eq!(probe.host, host, "each MX name keeps its own report");
+        assert_eq!(probe.address, address);
+        match &probe.inferred {
+            Some(inference) => {
+                inferred_names.push(host);
+                assert!(inference.from_probes >= 3, "{inference:?}");
+                assert_eq!(probe.findings()[0].code, Code::MxUnresponsiveInferred);
+            }
+            None => assert_eq!(probe.findings()[0].code, Code::SmtpTimeout),
+        }
+    }
+    let inferred = inferred_names.len();
+    let probed = probes.load(Ordering::SeqCst);
+    assert_eq!(probed + inferred, 50);
+    // Two rounds of two reach K = 3 (4 probes), then one canary: at most 5 real probes.
+    assert!((4..=5).contains(&probed), "{probed} real probes");
+    assert!(max.load(Ordering::SeqCst) <= 2);
+    // Without the memory: 50 probes, 2 at a time, 10 s each = 250 s. With it: two rounds and
+    // the canary's, 30 s (virtual time).
+    assert!(latest <= Duration::from_secs(30), "{latest:?}");
+    let stats = cache.stats();
+    assert_eq!(stats.unresponsive, 1);
+    assert_eq!(stats.inferred, inferred as u64);
+
+    // A new name is the next canary, and gets an answer (the tarpit was fixed): the state
+    // clears, and a name whose answer was inferred is probed for real again at once.
+    let fixed = cache
+        .probe("new.mail.provider.test", target, || async {
+            fake_probe("new.mail.provider.test", address)
+        })
+        .await;
+    assert!(fixed.inferred.is_none() && fixed.starttls_ok());
+    assert_eq!(cache.stats().unresponsive, 0);
+    let again = cache
+        .probe(&inferred_names[0], target, || async {
+            fake_probe(&inferred_names[0], address)
+        })
+        .await;
+    assert!(again.inferred.is_none() && again.starttls_ok());
+}
+
+/// A canary abandoned mid-probe (its check hit the deadline) lets the next request re-test.
+#[tokio::test(start_paused = true)]
+async fn an_abandoned_canary_is_replaced() {
+    let health = HealthSettings {
+        after_timeouts: 1,
+        hold: Duration::from_secs(300),
+    };
+    let cache = Arc::new(ProbeCache::with_health(Duration::ZERO, 2, health));
+    let address = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 10));
+    let target = SocketAddr::new(address, 25);
+    let first = cache
+        .probe("a.test", target, || async {
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            silent_probe("a.test", address)
+        })
+        .await;
+    assert!(first.inferred.is_none());
+    // The canary: cut off after a second.
+    let cut = tokio::time::timeout(
+        Duration::from_secs(1),
+        cache.probe("b.test", target, || async {
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            silent_probe("b.test", address)
+        }),
+    )
+    .await;
+    assert!(cut.is_err());
+    // Not inferred: it is the new canary, and probes.
+    let probed = Arc::new(AtomicUsize::new(0));
+    let counter = probed.clone();
+    let next = cache
+        .probe("c.test", target, || async move {
+            counter.fetch_add(1, Ordering::SeqCst);
+            silent_probe("c.test", address)
+        })
+        .await;
+    assert_eq!(probed.load(Ordering::SeqCst), 1);
+    assert!(next.inferred.is_none());
 }
