@@ -9,12 +9,15 @@
 //!   certificates.
 //! - [`probe`]: I/O only. [`probe::dns`] (hickory), [`probe::https`] (policy fetch),
 //!   [`probe::smtp`] (STARTTLS), [`probe::tls`] (capture the chain, then judge it),
-//!   [`probe::target`] (which addresses we refuse to connect to).
+//!   [`probe::target`] (which addresses we refuse to connect to), [`probe::cache`] (one probe
+//!   per MX and address, a politeness bound per address) and [`probe::health`] (addresses that
+//!   stopped answering).
 //! - [`check`] runs the stages for one domain and returns a [`report::DomainReport`], plain data
 //!   holding each stage's outcome and a list of [`finding::Finding`]s.
-//! - [`render`] prints a report for people.
+//! - [`render`] prints a report for people; [`batch`] runs `check` over many domains in order.
 //! - [`tlsrpt`] reads the TLS-RPT reports senders send: decoding, parsing, summaries.
 
+pub mod batch;
 pub mod check;
 pub mod config;
 pub mod drift;

@@ -9,12 +9,13 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use mta_sts_exporter::batch;
 use mta_sts_exporter::check::Checker;
 use mta_sts_exporter::config::{self, normalize_domain, Global};
 use mta_sts_exporter::duration::parse_duration;
 use mta_sts_exporter::logging;
+use mta_sts_exporter::probe::cache::ProbeCache;
 use mta_sts_exporter::probe::dns::Families;
-use mta_sts_exporter::render::render_text;
 use mta_sts_exporter::service::{self, Service};
 use mta_sts_exporter::webconfig::WebConfig;
 
@@ -103,9 +104,13 @@ struct TlsrptArgs {
 #[derive(Args, Debug)]
 struct CheckArgs {
     /// Domains to check, e.g. gmail.com.
-    #[arg(required = true, value_name = "DOMAIN")]
+    #[arg(required_unless_present = "domains_file", value_name = "DOMAIN")]
     domains: Vec<String>,
-    /// Output format.
+    /// Also check the domains in FILE, one per line (blank lines and # comments skipped); - reads
+    /// standard input. Reports come out in the order of the input.
+    #[arg(long, value_name = "FILE")]
+    domains_file: Option<PathBuf>,
+    /// Output format: text, or json (one report per line, NDJSON, written as they complete).
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
     /// Take the DNS server, ports, CA file, timeouts, EHLO name, address families, limits and
@@ -174,6 +179,12 @@ struct ProbeArgs {
     /// Certificates expiring within this many days are a warning [default: 14].
     #[arg(long, value_name = "DAYS")]
     cert_warning_days: Option<u16>,
+    /// Domains checked at once [default: 64].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=10_000))]
+    concurrency: Option<u16>,
+    /// Connections to one MX address at once, however many domains share it [default: 2].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=64))]
+    per_address_concurrency: Option<u8>,
 }
 
 impl ProbeArgs {
@@ -208,6 +219,12 @@ impl ProbeArgs {
         base.allow_private_targets |= self.allow_private_targets;
         if let Some(days) = self.cert_warning_days {
             base.cert_warning = Duration::from_secs(u64::from(days) * 86_400);
+        }
+        if let Some(n) = self.concurrency {
+            base.concurrency = usize::from(n);
+        }
+        if let Some(n) = self.per_address_concurrency {
+            base.per_address_concurrency = usize::from(n);
         }
         base
     }
@@ -476,6 +493,32 @@ async fn run_check(args: CheckArgs) -> ExitCode {
             }
         }
     }
+    if let Some(path) = &args.domains_file {
+        let listed = if path.as_os_str() == "-" {
+            batch::read_domains(std::io::stdin().lock(), "standard input")
+        } else {
+            match std::fs::File::open(path) {
+                Ok(file) => {
+                    batch::read_domains(std::io::BufReader::new(file), &path.display().to_string())
+                }
+                Err(e) => {
+                    eprintln!("error: --domains-file {}: {e}", path.display());
+                    return ExitCode::from(2);
+                }
+            }
+        };
+        match listed {
+            Ok(listed) => domains.extend(listed),
+            Err(e) => {
+                eprintln!("error: --domains-file {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    if domains.is_empty() {
+        eprintln!("error: no domains to check: the domains file lists none");
+        return ExitCode::from(2);
+    }
     let base = match &args.config_file {
         None => Global::default(),
         Some(path) => match config::load(path) {
@@ -500,34 +543,41 @@ async fn run_check(args: CheckArgs) -> ExitCode {
     };
     let mut settings = global.check_settings();
     settings.probe_smtp = !args.probe.no_smtp;
-    let checker = match Checker::new(settings, trust) {
+    // The service's machinery: the probe cache (one probe per MX name and address), the
+    // per-address bound, the health memory, and a bound on domains checked at once.
+    let cache = Arc::new(ProbeCache::with_health(
+        global.mx_cache_ttl,
+        global.per_address_concurrency,
+        global.unresponsive_address,
+    ));
+    let checker = match Checker::with_cache(settings, trust, cache) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(2);
         }
     };
-    let reports = futures_util::future::join_all(domains.iter().map(|d| checker.check(d))).await;
-    let critical = reports.iter().any(|r| r.has_critical());
-    match args.format {
-        Format::Json => match serde_json::to_string_pretty(&reports) {
-            Ok(json) => println!("{json}"),
-            Err(e) => {
-                eprintln!("error: cannot encode the report: {e}");
-                return ExitCode::from(2);
-            }
-        },
-        Format::Text => {
-            let now = mta_sts_exporter::check::unix_now();
-            for (i, report) in reports.iter().enumerate() {
-                if i > 0 {
-                    println!();
-                }
-                print!("{}", render_text(report, now));
-            }
-        }
-    }
-    if critical {
+    let output = match args.format {
+        Format::Text => batch::Output::Text,
+        Format::Json => batch::Output::Json,
+    };
+    use std::io::IsTerminal;
+    let mut progress = std::io::stderr();
+    // A progress line only for a person watching a list, never into a log or a pipe.
+    let show = domains.len() > 1 && std::io::stderr().is_terminal();
+    let mut errors = std::io::stderr();
+    let mut out = std::io::BufWriter::new(std::io::stdout());
+    let summary = batch::check_all(
+        checker,
+        domains,
+        global.concurrency,
+        output,
+        &mut out,
+        show.then_some(&mut progress as &mut dyn std::io::Write),
+        &mut errors,
+    )
+    .await;
+    if summary.critical > 0 || summary.failed > 0 {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS

@@ -1,5 +1,5 @@
 //! The `check` command as a person and a script use it: the human report (golden files), JSON,
-//! and exit codes.
+//! exit codes, and lists of many domains (files, standard input, order, politeness).
 
 use crate::support;
 
@@ -34,13 +34,15 @@ async fn lab() -> Lab {
         .await
 }
 
-fn check(lab: &Lab, dir: &TempDir, args: &[&str]) -> std::process::Output {
+/// The `check` command aimed at `lab`, with `args` after the lab's own flags.
+fn command(lab: &Lab, dir: &TempDir, args: &[&str]) -> Command {
     let ca = dir.path("ca.pem");
     std::fs::write(&ca, &lab.ca.cert_pem).unwrap();
     let dns = lab.dns.addr.to_string();
     let policy_port = lab.https.addr.port().to_string();
     let smtp_port = lab.smtp_port.to_string();
-    Command::new(env!("CARGO_BIN_EXE_mta-sts-exporter"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_mta-sts-exporter"));
+    command
         .arg("check")
         .args([
             "--dns-server",
@@ -63,9 +65,41 @@ fn check(lab: &Lab, dir: &TempDir, args: &[&str]) -> std::process::Output {
             "ipv4",
             "--allow-private-targets",
         ])
-        .args(args)
-        .output()
+        .args(args);
+    command
+}
+
+fn check(lab: &Lab, dir: &TempDir, args: &[&str]) -> std::process::Output {
+    command(lab, dir, args).output().unwrap()
+}
+
+/// `check` with `input` on its standard input.
+fn check_with_stdin(lab: &Lab, dir: &TempDir, args: &[&str], input: &str) -> std::process::Output {
+    use std::io::Write;
+    let mut child = command(lab, dir, args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
         .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// NDJSON: one JSON report per line, every line valid.
+fn ndjson(stdout: &[u8]) -> Vec<serde_json::Value> {
+    let text = std::str::from_utf8(stdout).unwrap();
+    assert!(text.is_empty() || text.ends_with('\n'), "{text}");
+    text.lines()
+        .map(|line| {
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not one JSON value: {e}: {line}"))
+        })
+        .collect()
 }
 
 /// Dates depend on the day the test runs: mask them.
@@ -150,8 +184,7 @@ async fn json_carries_the_documented_codes() {
         &["--format", "json", "example.test", "broken.test"],
     );
     assert_eq!(out.status.code(), Some(1));
-    let reports: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let reports = reports.as_array().unwrap();
+    let reports = ndjson(&out.stdout);
     assert_eq!(reports.len(), 2);
     assert_eq!(reports[0]["domain"], "example.test");
     assert_eq!(reports[0]["verdict"], "enforced_deliverable");
@@ -406,8 +439,8 @@ async fn check_takes_its_settings_from_a_configuration_file() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let reports: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(reports[0]["verdict"], "enforced_deliverable", "{reports}");
+    let reports = ndjson(&out.stdout);
+    assert_eq!(reports[0]["verdict"], "enforced_deliverable", "{reports:?}");
 
     // a dead DNS server in the file, the lab's on the command line: the flag wins
     let dead = write("dead.yml", "127.0.0.1:9");
@@ -423,8 +456,8 @@ async fn check_takes_its_settings_from_a_configuration_file() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let reports: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(reports[0]["verdict"], "enforced_deliverable", "{reports}");
+    let reports = ndjson(&out.stdout);
+    assert_eq!(reports[0]["verdict"], "enforced_deliverable", "{reports:?}");
 
     // without the flag, the file's dead server is used
     let out = Command::new(exe)
@@ -433,8 +466,8 @@ async fn check_takes_its_settings_from_a_configuration_file() {
         .arg("example.test")
         .output()
         .unwrap();
-    let reports: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(reports[0]["verdict"], "undetermined", "{reports}");
+    let reports = ndjson(&out.stdout);
+    assert_eq!(reports[0]["verdict"], "undetermined", "{reports:?}");
 
     // a file that does not load is a usage error naming the flag
     assert_eq!(
@@ -444,5 +477,151 @@ async fn check_takes_its_settings_from_a_configuration_file() {
             "error: --config.file: /nonexistent/config.yml: cannot read the configuration file: No such file or directory (os error 2)\n"
                 .to_string()
         )
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_domains_file_and_standard_input_keep_the_input_order() {
+    let lab = lab().await;
+    let dir = TempDir::new("cli-list");
+    let list = dir.path("domains.txt");
+    std::fs::write(
+        &list,
+        "# customers\nbroken.test\nExample.TEST.  # the healthy one\n\nbroken.test\n",
+    )
+    .unwrap();
+    // A file, after the domains given as arguments; text output.
+    let out = check(
+        &lab,
+        &dir,
+        &["example.test", "--domains-file", list.to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(1), "broken.test is critical");
+    assert!(
+        out.stderr.is_empty(),
+        "no progress line into a pipe: {:?}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let order: Vec<&str> = text
+        .lines()
+        .filter_map(|l| {
+            ["example.test", "broken.test"]
+                .into_iter()
+                .find(|d| l.starts_with(d))
+        })
+        .collect();
+    assert_eq!(
+        order,
+        ["example.test", "broken.test", "example.test", "broken.test"],
+        "{text}"
+    );
+    // Standard input, NDJSON.
+    let out = check_with_stdin(
+        &lab,
+        &dir,
+        &["--format", "json", "--domains-file", "-"],
+        "broken.test\nexample.test\nbroken.test\n",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let reports = ndjson(&out.stdout);
+    let domains: Vec<&str> = reports
+        .iter()
+        .map(|r| r["domain"].as_str().unwrap())
+        .collect();
+    assert_eq!(domains, ["broken.test", "example.test", "broken.test"]);
+    assert_eq!(reports[1]["verdict"], "enforced_deliverable");
+    assert_eq!(reports[2]["verdict"], "enforced_refused");
+    // Only healthy domains: exit 0.
+    let out = check_with_stdin(&lab, &dir, &["--domains-file", "-"], "example.test\n");
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn a_bad_domains_file_is_a_usage_error_naming_the_line() {
+    let dir = TempDir::new("cli-bad-list");
+    let list = dir.path("domains.txt");
+    std::fs::write(&list, "example.com\nexample .org\n").unwrap();
+    let (code, stderr) = run(&["check", "--domains-file", list.to_str().unwrap()]);
+    assert_eq!(code, Some(2));
+    assert!(
+        stderr.starts_with(&format!(
+            "error: --domains-file {}:2: invalid domain \"example .org\": ",
+            list.display()
+        )),
+        "{stderr}"
+    );
+    let (code, stderr) = run(&["check", "--domains-file", "/nonexistent/domains.txt"]);
+    assert_eq!(code, Some(2));
+    assert!(
+        stderr.starts_with("error: --domains-file /nonexistent/domains.txt: "),
+        "{stderr}"
+    );
+    std::fs::write(&list, "# nothing yet\n").unwrap();
+    let (code, stderr) = run(&["check", "--domains-file", list.to_str().unwrap()]);
+    assert_eq!(code, Some(2));
+    assert_eq!(
+        stderr,
+        "error: no domains to check: the domains file lists none\n"
+    );
+}
+
+/// 1,000 domains, each with its own MX name, every name on one address: each name is probed
+/// once, never more than `--per-address-concurrency` at a time, however many domains are
+/// checked at once; every report comes out, in order, with its address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_domains_on_one_address_keep_the_per_address_bound() {
+    use std::net::Ipv4Addr;
+    const N: usize = 1_000;
+    let names: Vec<String> = (0..N).map(|i| format!("d{i:04}.shared.test")).collect();
+    let behaviour = SmtpBehaviour {
+        settle: std::time::Duration::from_millis(5),
+        ..SmtpBehaviour::default()
+    };
+    let lab = Lab::builder()
+        .mx(&names[0], 10, "mx.d0000.shared.test", Some(behaviour))
+        .dns(|mut dns| {
+            for name in &names[1..] {
+                let mx = format!("mx.{name}");
+                dns = dns.mx(name, 10, &mx).a(&mx, Ipv4Addr::new(127, 0, 1, 1));
+            }
+            dns
+        })
+        .start()
+        .await;
+    let dir = TempDir::new("cli-thousand");
+    let list = dir.path("domains.txt");
+    std::fs::write(&list, names.join("\n")).unwrap();
+    // The lab's fake DNS answers 4,000 queries from this test's own two threads: give it the
+    // default DNS timeouts, not the 500 ms of the other tests.
+    let out = Command::new(env!("CARGO_BIN_EXE_mta-sts-exporter"))
+        .arg("check")
+        .args(["--dns-server", &lab.dns.addr.to_string()])
+        .args(["--smtp-port", &lab.smtp_port.to_string()])
+        .args(["--smtp-timeout", "10s", "--ip-families", "ipv4"])
+        .args(["--allow-private-targets", "--format", "json"])
+        .args(["--concurrency", "128", "--per-address-concurrency", "3"])
+        .args(["--domains-file", list.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let reports = ndjson(&out.stdout);
+    assert_eq!(reports.len(), N);
+    for (report, name) in reports.iter().zip(&names) {
+        assert_eq!(report["domain"], name.as_str());
+        let probe = &report["mx"]["hosts"][0]["probes"][0];
+        assert_eq!(probe["address"], "127.0.1.1", "{report}");
+        assert_eq!(probe["host"], format!("mx.{name}"));
+    }
+    let server = &lab.smtp[0];
+    assert_eq!(server.connections(), N, "one probe per MX name");
+    assert_eq!(
+        server.max_concurrent(),
+        3,
+        "the per-address bound, reached and kept"
     );
 }

@@ -52,6 +52,11 @@ pub struct SmtpBehaviour {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// Answer the ClientHello with pseudo-random bytes instead of TLS.
     pub tls_garbage: bool,
+    /// Wait this long after accepting before counting the connection and serving it. A server
+    /// sees a client's close a moment after the client made it, so a client that closes and at
+    /// once connects again can look like two connections at a time; a settle time longer than
+    /// that moment makes [`FakeSmtp::max_concurrent`] exact. Zero by default.
+    pub settle: Duration,
 }
 
 impl Default for SmtpBehaviour {
@@ -68,6 +73,7 @@ impl Default for SmtpBehaviour {
             inject_after_starttls: None,
             tls: None,
             tls_garbage: false,
+            settle: Duration::ZERO,
         }
     }
 }
@@ -127,6 +133,14 @@ impl FakeSmtp {
         self.record.connections.load(Ordering::SeqCst)
     }
 
+    /// Most connections open at once so far. A connection counts from its accept (plus the
+    /// behaviour's `settle` time) until the server closes it, or sees the client close it. When
+    /// the server closes first it stops counting before the client can see the close; when the
+    /// client closes first the server sees it a moment later, which `settle` absorbs.
+    pub fn max_concurrent(&self) -> usize {
+        self.record.max_active.load(Ordering::SeqCst)
+    }
+
     /// The server name from the last ClientHello that carried one.
     pub fn sni(&self) -> Option<String> {
         lock(&self.record.sni).clone()
@@ -153,6 +167,8 @@ impl Drop for FakeSmtp {
 #[derive(Default)]
 struct Record {
     connections: AtomicUsize,
+    active: AtomicUsize,
+    max_active: AtomicUsize,
     sni: Mutex<Option<String>>,
     commands: Mutex<Vec<String>>,
     tls_commands: Mutex<Vec<String>>,
@@ -171,14 +187,23 @@ async fn accept(listener: TcpListener, behaviour: Arc<SmtpBehaviour>, record: Ar
             accepted = listener.accept() => {
                 let Ok((tcp, _)) = accepted else { return };
                 record.connections.fetch_add(1, Ordering::SeqCst);
-                connections.spawn(serve(tcp, behaviour.clone(), record.clone()));
+                let (behaviour, record) = (behaviour.clone(), record.clone());
+                connections.spawn(async move {
+                    if !behaviour.settle.is_zero() {
+                        tokio::time::sleep(behaviour.settle).await;
+                    }
+                    let now = record.active.fetch_add(1, Ordering::SeqCst) + 1;
+                    record.max_active.fetch_max(now, Ordering::SeqCst);
+                    let tcp = Counted { tcp, record: record.clone() };
+                    serve(tcp, behaviour, record).await
+                });
             }
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
         }
     }
 }
 
-async fn serve(tcp: TcpStream, behaviour: Arc<SmtpBehaviour>, record: Arc<Record>) {
+async fn serve(tcp: Counted, behaviour: Arc<SmtpBehaviour>, record: Arc<Record>) {
     let mut reader = BufReader::new(tcp);
     match &behaviour.greeting {
         Greeting::Lines(lines) => {
@@ -275,7 +300,7 @@ async fn serve(tcp: TcpStream, behaviour: Arc<SmtpBehaviour>, record: Arc<Record
     }
 }
 
-async fn tls_phase(tcp: TcpStream, behaviour: &SmtpBehaviour, record: &Record) {
+async fn tls_phase(tcp: Counted, behaviour: &SmtpBehaviour, record: &Record) {
     if behaviour.tls_garbage {
         let mut tcp = tcp;
         let mut client_hello = [0u8; 4096];
@@ -315,6 +340,61 @@ async fn tls_phase(tcp: TcpStream, behaviour: &SmtpBehaviour, record: &Record) {
         if sent.is_err() {
             return;
         }
+    }
+}
+
+/// An accepted connection, counted as active until dropped: the count goes down before the
+/// socket closes (`Drop::drop` runs before the field is dropped), so a client cannot see the
+/// close while the connection still counts.
+struct Counted {
+    tcp: TcpStream,
+    record: Arc<Record>,
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.record.active.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl std::ops::Deref for Counted {
+    type Target = TcpStream;
+    fn deref(&self) -> &TcpStream {
+        &self.tcp
+    }
+}
+
+impl AsyncRead for Counted {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.tcp).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Counted {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.tcp).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.tcp).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.tcp).poll_shutdown(cx)
     }
 }
 
