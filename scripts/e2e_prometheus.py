@@ -131,7 +131,9 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--exporter", required=True)
     parser.add_argument("--simulator", required=True)
-    parser.add_argument("--domains", type=int, default=60)
+    # Every third simulated domain is broken, one scenario after another: 210 domains hold a
+    # domain of each of the simulator's 66 broken scenarios.
+    parser.add_argument("--domains", type=int, default=210)
     args = parser.parse_args()
 
     work = tempfile.mkdtemp(prefix="mta-sts-e2e-")
@@ -229,6 +231,52 @@ scrape_configs:
 
         alert = wait_for("MtaStsMxCertificateExpiry at severity=critical in the webhook", paged)
         print(f"ok: paged: {alert['labels']} — {alert.get('annotations', {}).get('summary', '')}")
+
+        # Every alert that has a scenario in the simulator fires for that scenario's domain, and
+        # those that must not fire (a fleet whose MX answer; a testing domain that is ready) do not.
+        def firing(alertname, severity=None, domain=None):
+            selector = f'alertname="{alertname}", alertstate="firing"'
+            if severity:
+                selector += f', severity="{severity}"'
+            if domain:
+                selector += f', domain="{domain}"'
+            return query("ALERTS{" + selector + "}")
+
+        def domain_of(scenario):
+            if scenario not in scenarios:
+                raise SystemExit(f"FAIL: the simulator's scenarios.json has no {scenario} (raise --domains)")
+            return scenarios[scenario]["domain"]
+
+        expected = [
+            ("MtaStsMxCertificateExpiry", "critical", "mx_cert_expired"),
+            ("MtaStsPolicyCertificateExpiry", "critical", "policy_cert_expiring"),
+            ("MtaStsPolicyCertificateExpiry", "critical", "policy_cert_expired"),
+            ("MtaStsEnforcedMxRefused", "critical", "mx_cert_expired"),
+            ("MtaStsEnforcedMxRefused", "critical", "mx_not_covered"),
+            ("MtaStsMxNotCovered", "warning", "mx_not_covered"),
+            ("MtaStsPolicyUnavailable", "warning", "policy_not_found"),
+            ("MtaStsPolicyUnavailable", "warning", "policy_cert_expired"),
+            ("MtaStsRecordInvalid", "warning", "two_records"),
+            ("MtaStsRecordInvalid", "warning", "bad_id"),
+            ("MtaStsTlsRptMissing", "info", "tls_rpt_missing"),
+            ("MtaStsTlsRptMissing", "info", "tls_rpt_invalid"),
+        ]
+        for alertname, severity, scenario in expected:
+            domain = domain_of(scenario)
+            wait_for(f"{alertname} at severity={severity} for {domain} ({scenario})",
+                     lambda: firing(alertname, severity, domain), timeout=60)
+        print(f"ok: {len(expected)} alerts fire on their scenarios")
+        silent = [
+            ("MtaStsSmtpEgressBlocked", None),
+            ("MtaStsPolicyUnavailable", domain_of("no_record")),
+            ("MtaStsTestingNotReady", domain_of("policy_testing")),
+            ("MtaStsEnforcedMxRefused", domain_of("policy_testing")),
+        ]
+        noisy = [f"{name} {domain or ''}: {firing(name, None, domain)}" for name, domain in silent
+                 if firing(name, None, domain)]
+        if noisy:
+            raise SystemExit("FAIL: alerts fire that must not:\n  " + "\n  ".join(noisy))
+        print(f"ok: {len(silent)} alerts stay silent where they must")
 
         # Wait for rates to have two samples, then run every dashboard query.
         time.sleep(5)

@@ -30,6 +30,9 @@ pub struct Config {
     /// Every domain to check, once each, in the order first seen: inline `domains` first, then
     /// each of `domain_files` in turn.
     pub domains: Vec<DomainConfig>,
+    /// The metric families `/metrics` exports (`metrics:` in the file; the default set if
+    /// absent).
+    pub metrics: crate::metrics::Selection,
     /// Things worth logging that do not stop the file from loading (duplicate domains).
     pub warnings: Vec<String>,
     /// The file this came from, as given to [`load`] or [`parse`]; relative paths in it were
@@ -480,7 +483,8 @@ const MAX_DUPLICATE_WARNINGS: usize = 100;
 /// never be met.
 const RFC_MAX_AGE: Duration = Duration::from_secs(31_557_600);
 
-const TOP_KEYS: &[&str] = &["global", "labels", "domains", "domain_files"];
+const TOP_KEYS: &[&str] = &["global", "labels", "metrics", "domains", "domain_files"];
+const METRICS_KEYS: &[&str] = &["include", "exclude"];
 const GLOBAL_KEYS: &[&str] = &[
     "interval",
     "concurrency",
@@ -687,7 +691,7 @@ impl Reader<'_> {
             return Err(self.wrong_type(
                 root,
                 "top level".to_string(),
-                "a mapping (global, labels, domains, domain_files)",
+                "a mapping (global, labels, metrics, domains, domain_files)",
             ));
         }
         let top = self.mapping(root, "", Some(TOP_KEYS))?;
@@ -696,6 +700,10 @@ impl Reader<'_> {
         let global = match find("global") {
             Some(node) => self.global(node)?,
             None => Global::default(),
+        };
+        let metrics = match find("metrics") {
+            Some(node) => self.metrics(node)?,
+            None => crate::metrics::Selection::default(),
         };
         let default_labels = match find("labels") {
             Some(node) => self.labels(node, "labels", &global, &BTreeMap::new())?,
@@ -760,9 +768,37 @@ impl Reader<'_> {
         Ok(Config {
             global,
             domains,
+            metrics,
             warnings,
             source: self.source.to_path_buf(),
         })
+    }
+
+    /// `metrics: {include: [...], exclude: [...]}`: family names or sets; an unknown name is
+    /// refused with the nearest known one.
+    fn metrics(&self, node: &Node) -> Result<crate::metrics::Selection, ConfigError> {
+        let mut include = Vec::new();
+        let mut exclude = Vec::new();
+        for entry in self.mapping(node, "metrics", Some(METRICS_KEYS))? {
+            let names = if entry.name == "include" {
+                &mut include
+            } else {
+                &mut exclude
+            };
+            for (index, item) in self
+                .list(entry.value, &format!("metrics.{}", entry.name))?
+                .iter()
+                .enumerate()
+            {
+                let key = format!("metrics.{}[{index}]", entry.name);
+                let name = self.string(item, &key)?;
+                crate::metrics::Selection::parse([name], [])
+                    .map_err(|error| self.invalid(item, key, error.to_string()))?;
+                names.push(name);
+            }
+        }
+        crate::metrics::Selection::parse(include.iter().copied(), exclude.iter().copied())
+            .map_err(|error| self.invalid(node, "metrics".to_string(), error.to_string()))
     }
 
     fn global(&self, node: &Node) -> Result<Global, ConfigError> {
@@ -1737,6 +1773,7 @@ mod tests {
         let docs = include_str!("../docs/configuration.md");
         for keys in [
             TOP_KEYS,
+            METRICS_KEYS,
             GLOBAL_KEYS,
             DNS_KEYS,
             TIMEOUT_KEYS,

@@ -1,22 +1,25 @@
 //! Renders the latest reports as Prometheus metrics at scrape time (prometheus-client
 //! `Collector`), so a domain removed from the configuration vanishes at once. Facts about a
-//! shared MX host are exported once per MX, not once per domain. The contract is
-//! `docs/metrics.md`; a test keeps the two in step.
+//! shared MX host are exported once per MX, not once per domain. The default families are held
+//! to a series budget (a healthy enforce domain with one MX: 8 series); the `detailed` set and
+//! any family can be switched on or off by name ([`Selection`]). The contract is
+//! `docs/metrics.md`; tests keep the two in step.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use prometheus_client::encoding::DescriptorEncoder;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
+use crate::finding::Code;
 use crate::probe::cache::ProbeCache;
 use crate::probe::smtp::SmtpOutcome;
 use crate::report::{
     DomainReport, MxHostReport, PolicyStatus, RecordStatus, TlsRptStatus, Verdict,
 };
-use crate::stage::policy::Mode;
 use crate::store::{CheckResult, Store};
 
 /// OpenMetrics text, chosen when the scraper's Accept header asks for it.
@@ -26,10 +29,28 @@ pub const OPENMETRICS_CONTENT_TYPE: &str =
 pub const PROMETHEUS_CONTENT_TYPE: &str =
     prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 
-/// Every metric family: name as exposed (counters without `_total`), type, labels, help.
+/// Which set a family belongs to: exported unless excluded (`Default`), or only when asked for
+/// (`Detailed`: per-state series that help small fleets and cost large ones dearly).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Set {
+    Default,
+    Detailed,
+}
+
+impl Set {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Set::Default => "default",
+            Set::Detailed => "detailed",
+        }
+    }
+}
+
+/// Every metric family: name as exposed (counters without `_total`), type, set, labels, help.
 pub struct MetricDef {
     pub name: &'static str,
     pub kind: MetricType,
+    pub set: Set,
     pub labels: &'static str,
     pub help: &'static str,
 }
@@ -37,45 +58,239 @@ pub struct MetricDef {
 const CACHED: &str = " (from the last scheduled check)";
 
 macro_rules! defs {
-    ($($id:ident = $name:literal, $kind:ident, $labels:literal, $help:literal;)+) => {
-        $(pub const $id: MetricDef = MetricDef { name: $name, kind: MetricType::$kind, labels: $labels, help: $help };)+
+    ($($id:ident = $name:literal, $kind:ident, $set:ident, $labels:literal, $help:literal;)+) => {
+        $(pub const $id: MetricDef = MetricDef { name: $name, kind: MetricType::$kind, set: Set::$set, labels: $labels, help: $help };)+
         /// Every family, in exposition order.
         pub const METRICS: &[&MetricDef] = &[$(&$id,)+];
     };
 }
 
 defs! {
-    DOMAIN_INFO = "mta_sts_domain_info", Gauge, "domain, configured labels", "1 per configured domain, with its configured labels (join on domain)";
-    DOMAIN_VERDICT = "mta_sts_domain_verdict", Gauge, "domain, verdict", "1 for the verdict of the domain's last check: what an RFC 8461 sender does today";
-    LAST_CHECK = "mta_sts_last_check_timestamp_seconds", Gauge, "domain", "Unix time the last check of the domain ended";
-    RECORD_VALID = "mta_sts_record_valid", Gauge, "domain", "1 if exactly one valid _mta-sts TXT record was found";
-    POLICY_VALID = "mta_sts_policy_valid", Gauge, "domain", "1 if the policy was fetched correctly (200, text/plain, valid certificate) and is valid";
-    POLICY_MODE = "mta_sts_policy_mode", Gauge, "domain, mode", "1 for the mode of the valid policy, 0 for the other modes (all 0 without a valid policy)";
-    POLICY_MAX_AGE = "mta_sts_policy_max_age_seconds", Gauge, "domain", "max_age of the valid policy";
-    POLICY_CERT_NOT_AFTER = "mta_sts_policy_cert_not_after_timestamp_seconds", Gauge, "domain", "Expiry (Unix time) of the mta-sts host's leaf certificate; exported also when expired or invalid";
-    POLICY_CERT_VALID = "mta_sts_policy_cert_valid", Gauge, "domain", "1 if the mta-sts host's certificate is trusted, valid for the name and in date";
-    MX_COVERED = "mta_sts_mx_covered", Gauge, "domain, mx", "1 if the domain's policy covers this MX, 0 if not (the domain-to-MX relation)";
-    ENFORCE_READY = "mta_sts_enforce_ready", Gauge, "domain", "1 if a sender enforcing the domain's valid policy would deliver to every MX; absent while the verdict is undetermined";
-    TLSRPT_VALID = "mta_sts_tlsrpt_valid", Gauge, "domain", "1 if exactly one valid TLS-RPT record was found";
-    POLICY_ID_STALE = "mta_sts_policy_id_stale", Gauge, "domain", "1 while the policy has changed without a new id in the _mta-sts record (stays until the id changes)";
-    POLICY_CHANGES = "mta_sts_policy_changes", Counter, "domain", "Policy body or id changes observed since the exporter started remembering the domain (persisted in the state file)";
-    FINDING = "mta_sts_finding", Gauge, "domain, code, severity", "1 per finding code present in the domain's last check (codes: docs/findings.md)";
-    MX_STARTTLS = "mta_sts_mx_starttls", Gauge, "mx", "1 if STARTTLS and the TLS handshake succeed on every probed address of the MX";
-    MX_PROBE_OUTCOME = "mta_sts_mx_probe_outcome", Gauge, "mx, outcome", "1 for the outcome of the MX's SMTP probe (the first failing address's, else ok)";
-    MX_CERT_NOT_AFTER = "mta_sts_mx_cert_not_after_timestamp_seconds", Gauge, "mx", "Earliest leaf certificate expiry (Unix time) across the MX's addresses; exported also when expired or invalid";
-    MX_CERT_VALID = "mta_sts_mx_cert_valid", Gauge, "mx", "1 if the certificate is trusted, valid for the MX name and in date on every probed address";
-    MX_TLS_VERSION = "mta_sts_mx_tls_version_info", Gauge, "mx, version", "1 per TLS version negotiated with the MX";
-    BUILD_INFO = "mta_sts_exporter_build_info", Gauge, "version, revision", "1, labelled with the exporter's version and source revision";
-    DOMAINS = "mta_sts_exporter_domains", Gauge, "", "Domains configured for this exporter (this shard)";
-    CHECKS = "mta_sts_exporter_checks", Counter, "result", "Checks completed, by result: ok (no critical finding), critical, undetermined (a lookup failed or the check timed out)";
-    CHECK_DURATION = "mta_sts_exporter_check_duration_seconds", Histogram, "", "Time taken by one domain check";
-    CACHE_REQUESTS = "mta_sts_exporter_probe_cache_requests", Counter, "result", "SMTP probe requests by result: hit (shared or in-flight result reused) or miss (probed)";
-    UNRESPONSIVE_ADDRESSES = "mta_sts_exporter_unresponsive_addresses", Gauge, "", "MX addresses (with port) taken for unresponsive now after consecutive connect or greeting timeouts: their probes are answered from their state (mx_unresponsive_inferred) while one probe at a time re-tests them";
-    STATE_LOADED = "mta_sts_exporter_state_loaded", Gauge, "", "1 if id-drift history was loaded from the state file at start; 0 if it started fresh (no file, unreadable or corrupt: see the log) or no state file is configured";
-    STATE_SAVE_ERRORS = "mta_sts_exporter_state_save_errors", Counter, "", "Failed attempts to save the state file (full disk, read-only directory...)";
-    STATE_LAST_SAVE = "mta_sts_exporter_state_last_save_success_timestamp_seconds", Gauge, "", "Unix time the state file was last saved";
-    RELOAD_OK = "mta_sts_exporter_config_last_reload_successful", Gauge, "", "1 if the last configuration load succeeded";
-    RELOAD_TIME = "mta_sts_exporter_config_last_reload_success_timestamp_seconds", Gauge, "", "Unix time of the last successful configuration load";
+    DOMAIN_INFO = "mta_sts_domain_info", Gauge, Default, "domain, configured labels", "1 per configured domain, with its configured labels (join on domain)";
+    DOMAIN_VERDICT = "mta_sts_domain_verdict", Gauge, Default, "domain, verdict", "1, labelled with the verdict of the domain's last check: what an RFC 8461 sender does today";
+    LAST_CHECK = "mta_sts_last_check_timestamp_seconds", Gauge, Default, "domain", "Unix time the last check of the domain ended";
+    POLICY_MODE = "mta_sts_policy_mode", Gauge, Default, "domain, mode", "1, labelled with the mode of the domain's valid policy (absent without one)";
+    POLICY_MAX_AGE = "mta_sts_policy_max_age_seconds", Gauge, Default, "domain", "max_age of the valid policy";
+    POLICY_CERT_NOT_AFTER = "mta_sts_policy_cert_not_after_timestamp_seconds", Gauge, Default, "domain", "Expiry (Unix time) of the mta-sts host's leaf certificate; exported also when expired or invalid";
+    MX_COVERED = "mta_sts_mx_covered", Gauge, Default, "domain, mx", "1 if the domain's policy covers this MX, 0 if not (the domain-to-MX relation)";
+    FINDING = "mta_sts_finding", Gauge, Default, "domain, code, severity", "1 per finding code present in the domain's last check (codes: docs/findings.md)";
+    RECORD_VALID = "mta_sts_record_valid", Gauge, Detailed, "domain", "1 if exactly one valid _mta-sts TXT record was found";
+    POLICY_VALID = "mta_sts_policy_valid", Gauge, Detailed, "domain", "1 if the policy was fetched correctly (200, text/plain, valid certificate) and is valid";
+    POLICY_CERT_VALID = "mta_sts_policy_cert_valid", Gauge, Detailed, "domain", "1 if the mta-sts host's certificate is trusted, valid for the name and in date";
+    ENFORCE_READY = "mta_sts_enforce_ready", Gauge, Detailed, "domain", "1 if a sender enforcing the domain's valid policy would deliver to every MX; absent while the verdict is undetermined";
+    TLSRPT_VALID = "mta_sts_tlsrpt_valid", Gauge, Detailed, "domain", "1 if exactly one valid TLS-RPT record was found";
+    POLICY_ID_STALE = "mta_sts_policy_id_stale", Gauge, Detailed, "domain", "1 while the policy has changed without a new id in the _mta-sts record (stays until the id changes)";
+    POLICY_CHANGES = "mta_sts_policy_changes", Counter, Detailed, "domain", "Policy body or id changes observed since the exporter started remembering the domain (persisted in the state file)";
+    MX_CERT_NOT_AFTER = "mta_sts_mx_cert_not_after_timestamp_seconds", Gauge, Default, "mx", "Earliest leaf certificate expiry (Unix time) across the MX's addresses; exported also when expired or invalid";
+    MX_FINDING = "mta_sts_mx_finding", Gauge, Default, "mx, code", "1 per transport or certificate finding code of the MX in its last probe (codes: docs/findings.md)";
+    MX_STARTTLS = "mta_sts_mx_starttls", Gauge, Detailed, "mx", "1 if STARTTLS and the TLS handshake succeed on every probed address of the MX";
+    MX_PROBE_OUTCOME = "mta_sts_mx_probe_outcome", Gauge, Detailed, "mx, outcome", "1 for the outcome of the MX's SMTP probe (the first failing address's, else ok)";
+    MX_CERT_VALID = "mta_sts_mx_cert_valid", Gauge, Detailed, "mx", "1 if the certificate is trusted, valid for the MX name and in date on every probed address";
+    MX_TLS_VERSION = "mta_sts_mx_tls_version_info", Gauge, Detailed, "mx, version", "1 per TLS version negotiated with the MX";
+    BUILD_INFO = "mta_sts_exporter_build_info", Gauge, Default, "version, revision", "1, labelled with the exporter's version and source revision";
+    DOMAINS = "mta_sts_exporter_domains", Gauge, Default, "", "Domains configured for this exporter (this shard)";
+    MX_HOSTS = "mta_sts_exporter_mx_hosts", Gauge, Default, "", "MX hosts with at least one address probed over SMTP in the latest checks of this exporter's domains";
+    CHECKS = "mta_sts_exporter_checks", Counter, Default, "result", "Checks completed, by result: ok (no critical finding), critical, undetermined (a lookup failed or the check timed out)";
+    CHECK_DURATION = "mta_sts_exporter_check_duration_seconds", Histogram, Default, "", "Time taken by one domain check";
+    CACHE_REQUESTS = "mta_sts_exporter_probe_cache_requests", Counter, Default, "result", "SMTP probe requests by result: hit (shared or in-flight result reused) or miss (probed)";
+    UNRESPONSIVE_ADDRESSES = "mta_sts_exporter_unresponsive_addresses", Gauge, Default, "", "MX addresses (with port) taken for unresponsive now after consecutive connect or greeting timeouts: their probes are answered from their state (mx_unresponsive_inferred) while one probe at a time re-tests them";
+    STATE_LOADED = "mta_sts_exporter_state_loaded", Gauge, Default, "", "1 if id-drift history was loaded from the state file at start; 0 if it started fresh (no file, unreadable or corrupt: see the log) or no state file is configured";
+    STATE_SAVE_ERRORS = "mta_sts_exporter_state_save_errors", Counter, Default, "", "Failed attempts to save the state file (full disk, read-only directory...)";
+    STATE_LAST_SAVE = "mta_sts_exporter_state_last_save_success_timestamp_seconds", Gauge, Default, "", "Unix time the state file was last saved";
+    RELOAD_OK = "mta_sts_exporter_config_last_reload_successful", Gauge, Default, "", "1 if the last configuration load succeeded";
+    RELOAD_TIME = "mta_sts_exporter_config_last_reload_success_timestamp_seconds", Gauge, Default, "", "Unix time of the last successful configuration load";
+}
+
+// A selection is a bit mask over METRICS.
+const _: () = assert!(METRICS.len() <= 64);
+
+/// Finding codes that are facts about an MX host (its addresses, SMTP dialog, TLS and
+/// certificate), the same for every domain that uses it: exported per MX by
+/// `mta_sts_mx_finding`. Coverage (`mx_not_covered`) depends on each domain's policy and stays
+/// per domain.
+pub const MX_FINDING_CODES: &[Code] = &[
+    Code::MxAddressLookupFailed,
+    Code::MxNoAddress,
+    Code::TargetAddressForbidden,
+    Code::MxConnectRefused,
+    Code::MxConnectTimeout,
+    Code::MxConnectFailed,
+    Code::MxUnresponsiveInferred,
+    Code::SmtpGreetingRejected,
+    Code::SmtpTimeout,
+    Code::SmtpProtocolError,
+    Code::StarttlsNotOffered,
+    Code::StarttlsRefused,
+    Code::StarttlsInjection,
+    Code::TlsNoCommonVersion,
+    Code::TlsHandshakeFailed,
+    Code::TlsVersionTooOld,
+    Code::MxCertExpired,
+    Code::MxCertExpiring,
+    Code::MxCertNotYetValid,
+    Code::MxCertNameMismatch,
+    Code::MxCertUntrusted,
+];
+
+/// Names of the sets [`Selection::parse`] accepts besides family names.
+pub const SET_NAMES: &[&str] = &["default", "detailed", "all"];
+
+/// Which families `/metrics` exports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Selection(u64);
+
+impl Default for Selection {
+    /// The default set.
+    fn default() -> Selection {
+        Selection::of_set(Set::Default)
+    }
+}
+
+impl Selection {
+    /// Every family.
+    pub fn all() -> Selection {
+        Selection(mask_where(|_| true))
+    }
+
+    /// The families of one set.
+    pub fn of_set(set: Set) -> Selection {
+        Selection(mask_where(|d| d.set == set))
+    }
+
+    /// The default set, plus every name in `include`, minus every name in `exclude` (exclude
+    /// wins). A name is a family as documented (`mta_sts_mx_starttls`; counters with or without
+    /// `_total`) or a set: `default`, `detailed`, `all`.
+    pub fn parse<'a>(
+        include: impl IntoIterator<Item = &'a str>,
+        exclude: impl IntoIterator<Item = &'a str>,
+    ) -> Result<Selection, UnknownFamily> {
+        let mut mask = Selection::default().0;
+        for name in include {
+            mask |= resolve(name)?;
+        }
+        for name in exclude {
+            mask &= !resolve(name)?;
+        }
+        Ok(Selection(mask))
+    }
+
+    pub fn contains(self, def: &MetricDef) -> bool {
+        METRICS
+            .iter()
+            .position(|d| d.name == def.name)
+            .is_some_and(|i| self.0 & (1 << i) != 0)
+    }
+
+    /// The selected families, in exposition order.
+    pub fn families(self) -> impl Iterator<Item = &'static MetricDef> {
+        METRICS
+            .iter()
+            .enumerate()
+            .filter(move |(i, _)| self.0 & (1 << i) != 0)
+            .map(|(_, d)| *d)
+    }
+}
+
+fn mask_where(f: impl Fn(&MetricDef) -> bool) -> u64 {
+    METRICS
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| f(d))
+        .fold(0, |mask, (i, _)| mask | (1 << i))
+}
+
+fn resolve(name: &str) -> Result<u64, UnknownFamily> {
+    match name {
+        "default" => return Ok(Selection::of_set(Set::Default).0),
+        "detailed" => return Ok(Selection::of_set(Set::Detailed).0),
+        "all" => return Ok(Selection::all().0),
+        _ => {}
+    }
+    METRICS
+        .iter()
+        .position(|d| d.name == name || sample_name(d) == name)
+        .map(|i| 1 << i)
+        .ok_or_else(|| UnknownFamily {
+            name: name.to_string(),
+            suggestion: closest(name),
+        })
+}
+
+/// A name in a metric selection that is neither a family nor a set.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "unknown metric family {name:?}{}; use a family name from docs/metrics.md or a set ({})",
+    suggestion.map(|s| format!(" (did you mean {s:?}?)")).unwrap_or_default(),
+    SET_NAMES.join(", ")
+)]
+pub struct UnknownFamily {
+    pub name: String,
+    pub suggestion: Option<&'static str>,
+}
+
+/// The known name nearest to `name` in edit distance, if it is near enough to be a typo.
+fn closest(name: &str) -> Option<&'static str> {
+    // A name cut short (a suffix such as `_info` or `_seconds` forgotten).
+    if name.len() >= 8 {
+        if let Some(longer) = METRICS
+            .iter()
+            .map(|d| d.name)
+            .filter(|c| c.starts_with(name))
+            .min_by_key(|c| c.len())
+        {
+            return Some(longer);
+        }
+    }
+    let candidates = METRICS
+        .iter()
+        .map(|d| d.name)
+        .chain(SET_NAMES.iter().copied());
+    let (best, distance) = candidates
+        .map(|c| (c, edit_distance(name, c)))
+        .min_by_key(|(_, d)| *d)?;
+    (distance <= 3.max(name.len() / 5)).then_some(best)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (above + 1)
+                .min(row[j] + 1)
+                .min(diagonal + usize::from(ca != *cb));
+            diagonal = above;
+        }
+    }
+    row[b.len()]
+}
+
+/// The selection a running exporter uses, shared with the reload path (which swaps it when
+/// the configuration changes).
+#[derive(Clone, Debug)]
+pub struct SelectionHandle(Arc<AtomicU64>);
+
+impl Default for SelectionHandle {
+    fn default() -> SelectionHandle {
+        SelectionHandle::new(Selection::default())
+    }
+}
+
+impl SelectionHandle {
+    pub fn new(selection: Selection) -> SelectionHandle {
+        SelectionHandle(Arc::new(AtomicU64::new(selection.0)))
+    }
+
+    pub fn get(&self) -> Selection {
+        Selection(self.0.load(Ordering::Relaxed))
+    }
+
+    pub fn set(&self, selection: Selection) {
+        self.0.store(selection.0, Ordering::Relaxed);
+    }
 }
 
 /// The exposed name of a family's samples (counters get `_total`).
@@ -102,11 +317,23 @@ pub fn build_labels() -> [(&'static str, &'static str); 2] {
 pub struct Exposition {
     store: Arc<Store>,
     cache: Option<Arc<ProbeCache>>,
+    selection: SelectionHandle,
 }
 
 impl Exposition {
+    /// Exports the default set.
     pub fn new(store: Arc<Store>, cache: Option<Arc<ProbeCache>>) -> Exposition {
-        Exposition { store, cache }
+        Exposition {
+            store,
+            cache,
+            selection: SelectionHandle::default(),
+        }
+    }
+
+    /// Exports what `selection` holds at each scrape.
+    pub fn with_selection(mut self, selection: SelectionHandle) -> Exposition {
+        self.selection = selection;
+        self
     }
 
     /// A registry holding only this collector.
@@ -125,7 +352,7 @@ pub fn encode(registry: &Registry, openmetrics: bool) -> Result<String, fmt::Err
 }
 
 /// Encodes into any writer: `/metrics` streams it out in chunks rather than building one
-/// string (90 MiB at 100,000 domains).
+/// string.
 pub fn encode_to(
     out: &mut impl fmt::Write,
     registry: &Registry,
@@ -138,27 +365,43 @@ pub fn encode_to(
     }
 }
 
-/// MX facts, taken from the most recent report that probed the MX (borrowed from it).
+/// MX facts, taken from the most recent report that looked at the MX (borrowed from it).
 struct MxFacts<'a> {
     checked_at: i64,
+    /// The SMTP probe ran (or found no address): the detailed probe families apply.
+    probe_known: bool,
+    /// At least one address was probed.
+    probed: bool,
     starttls: bool,
     outcome: &'static str,
     cert_not_after: Option<i64>,
     cert_valid: bool,
     versions: BTreeSet<&'a str>,
+    findings: BTreeSet<Code>,
 }
 
 type Entries = Vec<(String, crate::store::DomainEntry)>;
 
+fn help(def: &MetricDef) -> String {
+    if def.name.starts_with("mta_sts_exporter_") {
+        def.help.to_string()
+    } else {
+        format!("{}{CACHED}", def.help)
+    }
+}
+
 /// Encodes one per-domain gauge family without copying any label: one pass over the entries.
 fn domain_gauge(
     encoder: &mut DescriptorEncoder,
+    selection: Selection,
     def: &MetricDef,
     entries: &Entries,
     value: impl Fn(&DomainReport) -> Option<f64>,
 ) -> Result<(), fmt::Error> {
-    let help = format!("{}{CACHED}", def.help);
-    let mut family = encoder.encode_descriptor(def.name, &help, None, def.kind)?;
+    if !selection.contains(def) {
+        return Ok(());
+    }
+    let mut family = encoder.encode_descriptor(def.name, &help(def), None, def.kind)?;
     for (domain, entry) in entries {
         let Some(report) = &entry.report else {
             continue;
@@ -175,6 +418,7 @@ fn domain_gauge(
 /// Encodes a per-domain family with a second label: `series` yields (label value, gauge).
 fn domain_gauge2<'a, I>(
     encoder: &mut DescriptorEncoder,
+    selection: Selection,
     def: &MetricDef,
     second: &'static str,
     entries: &'a Entries,
@@ -183,8 +427,10 @@ fn domain_gauge2<'a, I>(
 where
     I: IntoIterator<Item = (&'a str, f64)>,
 {
-    let help = format!("{}{CACHED}", def.help);
-    let mut family = encoder.encode_descriptor(def.name, &help, None, def.kind)?;
+    if !selection.contains(def) {
+        return Ok(());
+    }
+    let mut family = encoder.encode_descriptor(def.name, &help(def), None, def.kind)?;
     for (domain, entry) in entries {
         let Some(report) = &entry.report else {
             continue;
@@ -200,13 +446,17 @@ where
 
 impl prometheus_client::collector::Collector for Exposition {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
+        let sel = self.selection.get();
         let entries = self.store.snapshot();
         let e = &mut encoder;
 
-        {
-            let help = format!("{}{CACHED}", DOMAIN_INFO.help);
-            let mut family =
-                e.encode_descriptor(DOMAIN_INFO.name, &help, None, DOMAIN_INFO.kind)?;
+        if sel.contains(&DOMAIN_INFO) {
+            let mut family = e.encode_descriptor(
+                DOMAIN_INFO.name,
+                &help(&DOMAIN_INFO),
+                None,
+                DOMAIN_INFO.kind,
+            )?;
             for (domain, entry) in &entries {
                 let mut labels: Vec<(&str, &str)> = Vec::with_capacity(1 + entry.meta.labels.len());
                 labels.push(("domain", domain.as_str()));
@@ -220,66 +470,27 @@ impl prometheus_client::collector::Collector for Exposition {
                 family.encode_family(&labels)?.encode_gauge(&1.0)?;
             }
         }
-        domain_gauge2(e, &DOMAIN_VERDICT, "verdict", &entries, |r| {
+        domain_gauge2(e, sel, &DOMAIN_VERDICT, "verdict", &entries, |r| {
             [(r.verdict.as_str(), 1.0)]
         })?;
-        domain_gauge(e, &LAST_CHECK, &entries, |r| Some(r.checked_at as f64))?;
-        domain_gauge(e, &RECORD_VALID, &entries, |r| {
-            Some(bool_value(r.record.status == RecordStatus::Valid))
+        domain_gauge(e, sel, &LAST_CHECK, &entries, |r| Some(r.checked_at as f64))?;
+        domain_gauge2(e, sel, &POLICY_MODE, "mode", &entries, |r| {
+            r.policy.policy.as_ref().map(|p| (p.mode.as_str(), 1.0))
         })?;
-        domain_gauge(e, &POLICY_VALID, &entries, |r| {
-            Some(bool_value(
-                r.policy.status == PolicyStatus::Valid && r.policy.policy.is_some(),
-            ))
-        })?;
-        domain_gauge2(e, &POLICY_MODE, "mode", &entries, |r| {
-            let mode = r.policy.policy.as_ref().map(|p| p.mode);
-            [Mode::Enforce, Mode::Testing, Mode::None]
-                .map(|m| (m.as_str(), bool_value(mode == Some(m))))
-        })?;
-        domain_gauge(e, &POLICY_MAX_AGE, &entries, |r| {
+        domain_gauge(e, sel, &POLICY_MAX_AGE, &entries, |r| {
             r.policy.policy.as_ref().map(|p| f64::from(p.max_age))
         })?;
-        domain_gauge(e, &POLICY_CERT_NOT_AFTER, &entries, |r| {
+        domain_gauge(e, sel, &POLICY_CERT_NOT_AFTER, &entries, |r| {
             policy_tls(r).and_then(|t| t.leaf.as_ref().map(|l| l.not_after as f64))
         })?;
-        domain_gauge(e, &POLICY_CERT_VALID, &entries, |r| {
-            policy_tls(r).and_then(|t| t.verdict.as_ref().map(|v| bool_value(v.is_valid())))
-        })?;
-        domain_gauge2(e, &MX_COVERED, "mx", &entries, |r| {
+        domain_gauge2(e, sel, &MX_COVERED, "mx", &entries, |r| {
             r.mx.hosts
                 .iter()
                 .map(|h| (h.name.as_str(), bool_value(h.covered)))
         })?;
-        domain_gauge(e, &ENFORCE_READY, &entries, |r| {
-            // Unknown while undetermined (a lookup failed or the check timed out): absent.
-            (r.verdict != Verdict::Undetermined).then(|| bool_value(is_enforce_ready(r)))
-        })?;
-        domain_gauge(e, &TLSRPT_VALID, &entries, |r| {
-            Some(bool_value(r.tlsrpt.status == TlsRptStatus::Valid))
-        })?;
-        domain_gauge(e, &POLICY_ID_STALE, &entries, |r| {
-            r.drift.as_ref().map(|d| bool_value(d.stale))
-        })?;
-        {
-            let help = format!("{}{CACHED}", POLICY_CHANGES.help);
+        if sel.contains(&FINDING) {
             let mut family =
-                e.encode_descriptor(POLICY_CHANGES.name, &help, None, POLICY_CHANGES.kind)?;
-            for (domain, entry) in &entries {
-                let Some(drift) = entry.report.as_ref().and_then(|r| r.drift.as_ref()) else {
-                    continue;
-                };
-                family
-                    .encode_family(&[("domain", domain.as_str())])?
-                    .encode_counter::<prometheus_client::encoding::NoLabelSet, _, u64>(
-                    &drift.changes,
-                    None,
-                )?;
-            }
-        }
-        {
-            let help = format!("{}{CACHED}", FINDING.help);
-            let mut family = e.encode_descriptor(FINDING.name, &help, None, FINDING.kind)?;
+                e.encode_descriptor(FINDING.name, &help(&FINDING), None, FINDING.kind)?;
             for (domain, entry) in &entries {
                 let Some(report) = &entry.report else {
                     continue;
@@ -298,6 +509,46 @@ impl prometheus_client::collector::Collector for Exposition {
                 }
             }
         }
+        domain_gauge(e, sel, &RECORD_VALID, &entries, |r| {
+            Some(bool_value(r.record.status == RecordStatus::Valid))
+        })?;
+        domain_gauge(e, sel, &POLICY_VALID, &entries, |r| {
+            Some(bool_value(
+                r.policy.status == PolicyStatus::Valid && r.policy.policy.is_some(),
+            ))
+        })?;
+        domain_gauge(e, sel, &POLICY_CERT_VALID, &entries, |r| {
+            policy_tls(r).and_then(|t| t.verdict.as_ref().map(|v| bool_value(v.is_valid())))
+        })?;
+        domain_gauge(e, sel, &ENFORCE_READY, &entries, |r| {
+            // Unknown while undetermined (a lookup failed or the check timed out): absent.
+            (r.verdict != Verdict::Undetermined).then(|| bool_value(is_enforce_ready(r)))
+        })?;
+        domain_gauge(e, sel, &TLSRPT_VALID, &entries, |r| {
+            Some(bool_value(r.tlsrpt.status == TlsRptStatus::Valid))
+        })?;
+        domain_gauge(e, sel, &POLICY_ID_STALE, &entries, |r| {
+            r.drift.as_ref().map(|d| bool_value(d.stale))
+        })?;
+        if sel.contains(&POLICY_CHANGES) {
+            let mut family = e.encode_descriptor(
+                POLICY_CHANGES.name,
+                &help(&POLICY_CHANGES),
+                None,
+                POLICY_CHANGES.kind,
+            )?;
+            for (domain, entry) in &entries {
+                let Some(drift) = entry.report.as_ref().and_then(|r| r.drift.as_ref()) else {
+                    continue;
+                };
+                family
+                    .encode_family(&[("domain", domain.as_str())])?
+                    .encode_counter::<prometheus_client::encoding::NoLabelSet, _, u64>(
+                    &drift.changes,
+                    None,
+                )?;
+            }
+        }
 
         let mut mx_facts: BTreeMap<&str, MxFacts<'_>> = BTreeMap::new();
         for (_, entry) in &entries {
@@ -311,8 +562,10 @@ impl prometheus_client::collector::Collector for Exposition {
                          def: &MetricDef,
                          value: &dyn Fn(&MxFacts<'_>) -> Option<f64>|
          -> Result<(), fmt::Error> {
-            let help = format!("{}{CACHED}", def.help);
-            let mut family = e.encode_descriptor(def.name, &help, None, def.kind)?;
+            if !sel.contains(def) {
+                return Ok(());
+            }
+            let mut family = e.encode_descriptor(def.name, &help(def), None, def.kind)?;
             for (mx, facts) in &mx_facts {
                 if let Some(v) = value(facts) {
                     family.encode_family(&[("mx", *mx)])?.encode_gauge(&v)?;
@@ -320,25 +573,46 @@ impl prometheus_client::collector::Collector for Exposition {
             }
             Ok(())
         };
-        mx_family(e, &MX_STARTTLS, &|f| Some(bool_value(f.starttls)))?;
-        {
-            let help = format!("{}{CACHED}", MX_PROBE_OUTCOME.help);
+        mx_family(e, &MX_CERT_NOT_AFTER, &|f| {
+            f.cert_not_after.map(|t| t as f64)
+        })?;
+        if sel.contains(&MX_FINDING) {
             let mut family =
-                e.encode_descriptor(MX_PROBE_OUTCOME.name, &help, None, MX_PROBE_OUTCOME.kind)?;
+                e.encode_descriptor(MX_FINDING.name, &help(&MX_FINDING), None, MX_FINDING.kind)?;
             for (mx, facts) in &mx_facts {
+                for code in &facts.findings {
+                    family
+                        .encode_family(&[("mx", *mx), ("code", code.as_str())])?
+                        .encode_gauge(&1.0)?;
+                }
+            }
+        }
+        mx_family(e, &MX_STARTTLS, &|f| {
+            f.probe_known.then(|| bool_value(f.starttls))
+        })?;
+        if sel.contains(&MX_PROBE_OUTCOME) {
+            let mut family = e.encode_descriptor(
+                MX_PROBE_OUTCOME.name,
+                &help(&MX_PROBE_OUTCOME),
+                None,
+                MX_PROBE_OUTCOME.kind,
+            )?;
+            for (mx, facts) in mx_facts.iter().filter(|(_, f)| f.probe_known) {
                 family
                     .encode_family(&[("mx", *mx), ("outcome", facts.outcome)])?
                     .encode_gauge(&1.0)?;
             }
         }
-        mx_family(e, &MX_CERT_NOT_AFTER, &|f| {
-            f.cert_not_after.map(|t| t as f64)
+        mx_family(e, &MX_CERT_VALID, &|f| {
+            f.probe_known.then(|| bool_value(f.cert_valid))
         })?;
-        mx_family(e, &MX_CERT_VALID, &|f| Some(bool_value(f.cert_valid)))?;
-        {
-            let help = format!("{}{CACHED}", MX_TLS_VERSION.help);
-            let mut family =
-                e.encode_descriptor(MX_TLS_VERSION.name, &help, None, MX_TLS_VERSION.kind)?;
+        if sel.contains(&MX_TLS_VERSION) {
+            let mut family = e.encode_descriptor(
+                MX_TLS_VERSION.name,
+                &help(&MX_TLS_VERSION),
+                None,
+                MX_TLS_VERSION.kind,
+            )?;
             for (mx, facts) in &mx_facts {
                 for version in &facts.versions {
                     family
@@ -349,11 +623,22 @@ impl prometheus_client::collector::Collector for Exposition {
         }
 
         let mut encoder = encoder;
-        gauge_family(&mut encoder, &BUILD_INFO, &[(build_labels(), 1.0)])?;
         let no_labels: [(&str, &str); 0] = [];
-        gauge_family(&mut encoder, &DOMAINS, &[(no_labels, entries.len() as f64)])?;
-
-        {
+        let probed_mx = mx_facts.values().filter(|f| f.probed).count();
+        gauge_family(&mut encoder, sel, &BUILD_INFO, &[(build_labels(), 1.0)])?;
+        gauge_family(
+            &mut encoder,
+            sel,
+            &DOMAINS,
+            &[(no_labels, entries.len() as f64)],
+        )?;
+        gauge_family(
+            &mut encoder,
+            sel,
+            &MX_HOSTS,
+            &[(no_labels, probed_mx as f64)],
+        )?;
+        if sel.contains(&CHECKS) {
             let mut family =
                 encoder.encode_descriptor(CHECKS.name, CHECKS.help, None, CHECKS.kind)?;
             for result in CheckResult::ALL {
@@ -366,7 +651,7 @@ impl prometheus_client::collector::Collector for Exposition {
                     )?;
             }
         }
-        {
+        if sel.contains(&CHECK_DURATION) {
             let (sum, count, buckets) = self.store.check_duration.snapshot();
             let mut family = encoder.encode_descriptor(
                 CHECK_DURATION.name,
@@ -378,8 +663,8 @@ impl prometheus_client::collector::Collector for Exposition {
                 sum, count, &buckets, None,
             )?;
         }
-        {
-            let stats = self.cache.as_ref().map(|c| c.stats()).unwrap_or_default();
+        let stats = self.cache.as_ref().map(|c| c.stats()).unwrap_or_default();
+        if sel.contains(&CACHE_REQUESTS) {
             let mut family = encoder.encode_descriptor(
                 CACHE_REQUESTS.name,
                 CACHE_REQUESTS.help,
@@ -394,18 +679,20 @@ impl prometheus_client::collector::Collector for Exposition {
                         &value, None,
                     )?;
             }
-            gauge_family(
-                &mut encoder,
-                &UNRESPONSIVE_ADDRESSES,
-                &[(no_labels, stats.unresponsive as f64)],
-            )?;
         }
         gauge_family(
             &mut encoder,
+            sel,
+            &UNRESPONSIVE_ADDRESSES,
+            &[(no_labels, stats.unresponsive as f64)],
+        )?;
+        gauge_family(
+            &mut encoder,
+            sel,
             &STATE_LOADED,
             &[(no_labels, bool_value(self.store.state_loaded()))],
         )?;
-        {
+        if sel.contains(&STATE_SAVE_ERRORS) {
             let mut family = encoder.encode_descriptor(
                 STATE_SAVE_ERRORS.name,
                 STATE_SAVE_ERRORS.help,
@@ -419,16 +706,19 @@ impl prometheus_client::collector::Collector for Exposition {
         }
         gauge_family(
             &mut encoder,
+            sel,
             &STATE_LAST_SAVE,
             &[(no_labels, self.store.state_last_save() as f64)],
         )?;
         gauge_family(
             &mut encoder,
+            sel,
             &RELOAD_OK,
             &[(no_labels, bool_value(self.store.reload_ok()))],
         )?;
         gauge_family(
             &mut encoder,
+            sel,
             &RELOAD_TIME,
             &[(no_labels, self.store.reload_success_timestamp() as f64)],
         )?;
@@ -438,15 +728,14 @@ impl prometheus_client::collector::Collector for Exposition {
 
 fn gauge_family<L: prometheus_client::encoding::EncodeLabelSet>(
     encoder: &mut DescriptorEncoder,
+    selection: Selection,
     def: &MetricDef,
     series: &[(L, f64)],
 ) -> Result<(), fmt::Error> {
-    let help = if def.name.starts_with("mta_sts_exporter_") {
-        def.help.to_string()
-    } else {
-        format!("{}{CACHED}", def.help)
-    };
-    let mut family = encoder.encode_descriptor(def.name, &help, None, def.kind)?;
+    if !selection.contains(def) {
+        return Ok(());
+    }
+    let mut family = encoder.encode_descriptor(def.name, &help(def), None, def.kind)?;
     for (labels, value) in series {
         family.encode_family(labels)?.encode_gauge(value)?;
     }
@@ -482,7 +771,15 @@ fn merge_mx<'a>(
     host: &'a MxHostReport,
     report: &DomainReport,
 ) {
-    if host.probes.is_empty() && host.starttls.is_none() {
+    let findings: BTreeSet<Code> = report
+        .findings
+        .iter()
+        .filter(|f| f.host.as_deref() == Some(host.name.as_str()))
+        .map(|f| f.code)
+        .filter(|code| MX_FINDING_CODES.contains(code))
+        .collect();
+    let probe_known = !host.probes.is_empty() || host.starttls.is_some();
+    if !probe_known && findings.is_empty() {
         return;
     }
     if let Some(existing) = facts.get(host.name.as_str()) {
@@ -514,11 +811,14 @@ fn merge_mx<'a>(
         host.name.as_str(),
         MxFacts {
             checked_at: report.checked_at,
+            probe_known,
+            probed: !host.probes.is_empty(),
             starttls: host.starttls == Some(true),
             outcome,
             cert_not_after,
             cert_valid: host.cert_valid == Some(true),
             versions,
+            findings,
         },
     );
 }
@@ -555,7 +855,6 @@ pub const OUTCOME_LABELS: &[&str] = &[
     "starttls_injection",
     "tls_failed",
 ];
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -616,7 +915,10 @@ mod tests {
             });
             store.record(report);
         }
-        let text = encode(&Exposition::new(store, None).registry(), false).unwrap();
+        let registry = Exposition::new(store, None)
+            .with_selection(SelectionHandle::new(Selection::all()))
+            .registry();
+        let text = encode(&registry, false).unwrap();
         assert!(
             text.contains("mta_sts_enforce_ready{domain=\"ready.test\"} 1"),
             "{text}"
@@ -625,5 +927,90 @@ mod tests {
             !text.contains("mta_sts_enforce_ready{domain=\"unknown.test\"}"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn selection_includes_and_excludes_by_name_and_set() {
+        let default = Selection::default();
+        assert!(default.contains(&MX_CERT_NOT_AFTER));
+        assert!(!default.contains(&MX_STARTTLS));
+        assert_eq!(Selection::parse([], []), Ok(default));
+        assert_eq!(Selection::parse(["default"], []), Ok(default));
+
+        let detailed = Selection::parse(["detailed"], []).unwrap();
+        assert_eq!(detailed, Selection::all());
+        let one = Selection::parse(["mta_sts_mx_starttls"], []).unwrap();
+        assert!(one.contains(&MX_STARTTLS) && !one.contains(&MX_CERT_VALID));
+        // Counters by family name or by sample name.
+        for name in ["mta_sts_policy_changes", "mta_sts_policy_changes_total"] {
+            assert!(Selection::parse([name], [])
+                .unwrap()
+                .contains(&POLICY_CHANGES));
+        }
+        // Exclude wins over include.
+        let fewer = Selection::parse(
+            ["detailed"],
+            ["mta_sts_mx_tls_version_info", "mta_sts_finding"],
+        )
+        .unwrap();
+        assert!(!fewer.contains(&MX_TLS_VERSION) && !fewer.contains(&FINDING));
+        assert!(fewer.contains(&MX_STARTTLS) && fewer.contains(&DOMAIN_INFO));
+        let nothing = Selection::parse([], ["all"]).unwrap();
+        assert_eq!(nothing.families().count(), 0);
+        let only_exporter = Selection::parse([], ["default"]).unwrap();
+        assert_eq!(only_exporter.families().count(), 0);
+    }
+
+    #[test]
+    fn unknown_family_names_are_refused_with_the_nearest_name() {
+        let err = Selection::parse(["mta_sts_mx_startls"], []).unwrap_err();
+        assert_eq!(err.suggestion, Some("mta_sts_mx_starttls"));
+        assert_eq!(
+            err.to_string(),
+            "unknown metric family \"mta_sts_mx_startls\" (did you mean \"mta_sts_mx_starttls\"?); \
+             use a family name from docs/metrics.md or a set (default, detailed, all)"
+        );
+        let err = Selection::parse([], ["cpu_seconds"]).unwrap_err();
+        assert_eq!(err.suggestion, None, "{err}");
+        assert_eq!(
+            Selection::parse(["detailled"], []).unwrap_err().suggestion,
+            Some("detailed")
+        );
+        // Histogram sample names are not family names.
+        assert!(Selection::parse(["mta_sts_exporter_check_duration_seconds_bucket"], []).is_err());
+    }
+
+    #[test]
+    fn excluded_families_are_not_encoded_at_all() {
+        let store = Arc::new(Store::new());
+        let handle =
+            SelectionHandle::new(Selection::parse([], ["mta_sts_exporter_domains"]).unwrap());
+        let registry = Exposition::new(store, None)
+            .with_selection(handle.clone())
+            .registry();
+        let text = encode(&registry, false).unwrap();
+        assert!(!text.contains("mta_sts_exporter_domains"), "{text}");
+        assert!(text.contains("mta_sts_exporter_build_info"), "{text}");
+        // A reload swaps the selection in place.
+        handle.set(Selection::default());
+        let text = encode(&registry, false).unwrap();
+        assert!(text.contains("# HELP mta_sts_exporter_domains "), "{text}");
+    }
+
+    #[test]
+    fn every_family_has_a_set_and_mx_codes_exist() {
+        let detailed: Vec<_> = Selection::of_set(Set::Detailed)
+            .families()
+            .map(|d| d.name)
+            .collect();
+        assert!(
+            detailed.contains(&"mta_sts_mx_probe_outcome"),
+            "{detailed:?}"
+        );
+        assert_eq!(
+            Selection::of_set(Set::Default).families().count() + detailed.len(),
+            METRICS.len()
+        );
+        assert!(!MX_FINDING_CODES.contains(&Code::MxNotCovered));
     }
 }

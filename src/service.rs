@@ -10,7 +10,7 @@ use tokio::net::TcpListener;
 use crate::check::{unix_now, Checker};
 use crate::config::{self, Config, ExpectedMode};
 use crate::drift::{write_atomically, DriftState, LoadOutcome};
-use crate::metrics::Exposition;
+use crate::metrics::{Exposition, SelectionHandle};
 use crate::probe::cache::ProbeCache;
 use crate::report::DomainReport;
 use crate::scheduler::{self, CheckFn, ReportSink, SchedulerSettings, Target};
@@ -198,6 +198,7 @@ impl Service {
         scheduler_settings.concurrency = config.global.concurrency;
         let store = Arc::new(Store::new());
         store.set_domains(metas);
+        let selection = SelectionHandle::new(config.metrics);
         store.set_reload(true, unix_now());
         let current = Arc::new(RwLock::new(Arc::new(built)));
 
@@ -297,14 +298,16 @@ impl Service {
             let cache = cache.clone();
             let path = config_path.clone();
             let lock = Arc::new(tokio::sync::Mutex::new(()));
+            let selection = selection.clone();
             Arc::new(move || {
-                let (store, current, handle, cache, path, lock) = (
+                let (store, current, handle, cache, path, lock, selection) = (
                     store.clone(),
                     current.clone(),
                     handle.clone(),
                     cache.clone(),
                     path.clone(),
                     lock.clone(),
+                    selection.clone(),
                 );
                 Box::pin(async move {
                     let _serial = lock.lock().await;
@@ -322,6 +325,7 @@ impl Service {
                                 tracing::warn!(msg = "configuration", warning = %w);
                             }
                             store.set_domains(loaded.metas);
+                            selection.set(config.metrics);
                             handle.reload(loaded.targets);
                             *write(&current) = Arc::new(loaded.built);
                             store.set_reload(true, unix_now());
@@ -337,7 +341,9 @@ impl Service {
             })
         };
 
-        let registry = Exposition::new(store.clone(), Some(cache.clone())).registry();
+        let registry = Exposition::new(store.clone(), Some(cache.clone()))
+            .with_selection(selection)
+            .registry();
         let app = Arc::new(App::new(store.clone(), registry, reload.clone()));
         let (stop_server, mut stopped) = tokio::sync::watch::channel(false);
         let server_task = tokio::spawn(server::serve_with(listener, app, protection, async move {

@@ -78,6 +78,41 @@ fn runbook_promql_uses_only_documented_metrics() {
     );
 }
 
+/// The shipped rules and dashboards work with the default metric set: a large fleet that never
+/// opts into `detailed` gets every alert and every panel.
+#[test]
+fn alerts_and_dashboards_use_only_the_default_set() {
+    use mta_sts_exporter::metrics::{sample_name, Set, METRICS};
+    let mut default = BTreeSet::new();
+    for def in METRICS.iter().filter(|d| d.set == Set::Default) {
+        let name = sample_name(def);
+        for suffix in ["", "_bucket", "_sum", "_count"] {
+            default.insert(format!("{name}{suffix}"));
+        }
+    }
+    let mut bad = Vec::new();
+    for rule in alert_rules() {
+        for name in metric_names(&rule.expr) {
+            if !default.contains(&name) {
+                bad.push(format!("alert {}: {name}", rule.alert));
+            }
+        }
+    }
+    for (file, dashboard) in dashboards() {
+        for (place, expr) in dashboard_queries(&dashboard) {
+            for name in metric_names(&expr) {
+                if !default.contains(&name) {
+                    bad.push(format!("{file}, {place}: {name}"));
+                }
+            }
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "alerts and dashboards use families outside the default set: {bad:#?}"
+    );
+}
+
 #[test]
 fn finding_codes_in_queries_are_documented() {
     let findings = read("docs/findings.md");

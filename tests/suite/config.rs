@@ -409,7 +409,14 @@ refused! {
     // unknown keys, at every level
     unknown_key_at_top_level: "bad-unknown-key-top.yml" =>
         "tests/config/bad-unknown-key-top.yml:1:1: unknown key \"domain\" at the top level; \
-         allowed: global, labels, domains, domain_files";
+         allowed: global, labels, metrics, domains, domain_files";
+    unknown_key_in_metrics: "bad-unknown-key-metrics.yml" =>
+        "tests/config/bad-unknown-key-metrics.yml:2:3: unknown key \"only\" in metrics; \
+         allowed: include, exclude";
+    unknown_metric_family: "bad-metrics-unknown-family.yml" =>
+        "tests/config/bad-metrics-unknown-family.yml:4:7: metrics.exclude[0]: unknown metric \
+         family \"mta_sts_mx_tls_version\" (did you mean \"mta_sts_mx_tls_version_info\"?); \
+         use a family name from docs/metrics.md or a set (default, detailed, all)";
     unknown_key_in_global: "bad-unknown-key-global.yml" =>
         "tests/config/bad-unknown-key-global.yml:3:3: unknown key \"intervall\" in global; \
          allowed: interval, concurrency, per_address_concurrency, mx_cache_ttl, \
@@ -461,7 +468,7 @@ refused! {
          numbers and true/false), found integer 1";
     list_at_top_level: "bad-type-top-level.yml" =>
         "tests/config/bad-type-top-level.yml:1:1: top level: expected a mapping (global, \
-         labels, domains, domain_files), found a list";
+         labels, metrics, domains, domain_files), found a list";
     list_as_domain_entry: "bad-type-domain-entry.yml" =>
         "tests/config/bad-type-domain-entry.yml:2:5: domains[0]: expected a domain name or a \
          mapping with \"name\", found a list";

@@ -21,7 +21,7 @@ fn config(lab: &Lab, dir: &TempDir) -> std::path::PathBuf {
     std::fs::write(
         &path,
         format!(
-            "global:\n  dns: {{ server: \"{}\", timeout: 500ms, attempts: 1 }}\n  ports: {{ smtp: {}, https: {} }}\n  ip_families: [ipv4]\n  allow_private_targets: true\n  ca_file: {}\n  state_file: {}\ndomains: [{D}]\n",
+            "global:\n  dns: {{ server: \"{}\", timeout: 500ms, attempts: 1 }}\n  ports: {{ smtp: {}, https: {} }}\n  ip_families: [ipv4]\n  allow_private_targets: true\n  ca_file: {}\n  state_file: {}\nmetrics: {{ include: [mta_sts_policy_id_stale, mta_sts_policy_changes] }}\ndomains: [{D}]\n",
             lab.dns.addr,
             lab.smtp_port,
             lab.https.addr.port(),

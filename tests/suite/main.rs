@@ -16,6 +16,7 @@ mod config;
 mod dns;
 mod docs;
 mod drift;
+mod exposition;
 mod https;
 mod metrics_doc;
 mod scheduler;

@@ -14,7 +14,12 @@ use support::https::Reply;
 use support::lab::{enforce_policy, Lab};
 use support::smtp::SmtpBehaviour;
 
+/// The lab's configuration; `metrics` is the `metrics:` section, if any.
 fn config_yaml(lab: &Lab, dir: &TempDir, domains: &[&str]) -> String {
+    config_yaml_with(lab, dir, domains, "")
+}
+
+fn config_yaml_with(lab: &Lab, dir: &TempDir, domains: &[&str], metrics: &str) -> String {
     let ca = dir.path("ca.pem");
     std::fs::write(&ca, &lab.ca.cert_pem).unwrap();
     let mut yaml = format!(
@@ -24,6 +29,7 @@ fn config_yaml(lab: &Lab, dir: &TempDir, domains: &[&str]) -> String {
         lab.https.addr.port(),
         ca.display()
     );
+    yaml.insert_str(0, metrics);
     for d in domains {
         if *d == "good.test" {
             yaml.push_str(
@@ -127,7 +133,10 @@ async fn serves_metrics_api_and_reloads() {
         "expired.test",
         "nopolicy.test",
     ];
-    std::fs::write(&config, config_yaml(&lab, &dir, &initial)).unwrap();
+    // Every family, so every documented one can be seen end to end; the reload below goes back
+    // to the default set.
+    let detailed = "metrics:\n  include: [detailed]\n";
+    std::fs::write(&config, config_yaml_with(&lab, &dir, &initial, detailed)).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let service = Service::start_with(config.clone(), listener, quick())
@@ -167,12 +176,13 @@ async fn serves_metrics_api_and_reloads() {
         ),
         Some(1.0)
     );
+    // one series for the mode in force, none for the others
     assert_eq!(
         sample(
             &m,
             "mta_sts_policy_mode{domain=\"good.test\",mode=\"testing\"}"
         ),
-        Some(0.0)
+        None
     );
     assert_eq!(
         sample(&m, "mta_sts_policy_max_age_seconds{domain=\"good.test\"}"),
@@ -347,7 +357,18 @@ async fn serves_metrics_api_and_reloads() {
     assert_eq!(get(addr, "/api/v1/domains/unknown.test").await.status, 404);
     assert_eq!(request(addr, "DELETE", "/metrics", None).await.status, 405);
 
-    // reload: good.test removed, added.test added
+    // the per-MX findings and the probed-MX count of the default set
+    assert_eq!(
+        sample(
+            &m,
+            "mta_sts_mx_finding{mx=\"mx.expired.test\",code=\"mx_cert_expired\"}"
+        ),
+        Some(1.0)
+    );
+    assert!(!m.contains("mta_sts_mx_finding{mx=\"mx.shared.test\""));
+    assert_eq!(sample(&m, "mta_sts_exporter_mx_hosts"), Some(5.0));
+
+    // reload: good.test removed, added.test added, back to the default metric set
     let next = [
         "good2.test",
         "uncovered.test",
@@ -362,9 +383,15 @@ async fn serves_metrics_api_and_reloads() {
         !m.contains("domain=\"good.test\""),
         "removed domain's series remain"
     );
+    assert!(
+        !m.contains("mta_sts_record_valid"),
+        "the reload's default set still exports the detailed families"
+    );
+    assert!(m.contains("mta_sts_mx_finding{"), "{m}");
+    let added = "mta_sts_domain_verdict{domain=\"added.test\",verdict=\"enforced_deliverable\"}";
     wait_until("the added domain's first check", || async {
         let m = get(addr, "/metrics").await.body;
-        sample(&m, "mta_sts_record_valid{domain=\"added.test\"}") == Some(1.0)
+        sample(&m, added) == Some(1.0)
     })
     .await;
 
@@ -379,10 +406,8 @@ async fn serves_metrics_api_and_reloads() {
         Some(0.0)
     );
     assert_eq!(sample(&m, "mta_sts_exporter_domains"), Some(5.0));
-    assert_eq!(
-        sample(&m, "mta_sts_record_valid{domain=\"added.test\"}"),
-        Some(1.0)
-    );
+    assert_eq!(sample(&m, added), Some(1.0));
+    assert!(!m.contains("mta_sts_record_valid"));
 
     service.shutdown().await;
 }
@@ -516,7 +541,7 @@ async fn metrics_stream_whole_and_abandoned_scrapes_free_their_slot() {
 /// chunk, so it cannot pass for a complete exposition) and the next scrape is served.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stalled_scrapers_are_cut_off_and_do_not_block_others() {
-    use mta_sts_exporter::metrics::Exposition;
+    use mta_sts_exporter::metrics::{Exposition, Selection, SelectionHandle};
     use mta_sts_exporter::report::DomainReport;
     use mta_sts_exporter::server::{serve, App, ReloadFn};
     use mta_sts_exporter::store::{DomainMeta, Store};
@@ -524,7 +549,7 @@ async fn stalled_scrapers_are_cut_off_and_do_not_block_others() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     let store = Arc::new(Store::new());
-    let names: Vec<String> = (0..20_000).map(|i| format!("d{i:05}.test")).collect();
+    let names: Vec<String> = (0..30_000).map(|i| format!("d{i:05}.test")).collect();
     store.set_domains(
         names
             .iter()
@@ -534,7 +559,11 @@ async fn stalled_scrapers_are_cut_off_and_do_not_block_others() {
     for name in &names {
         store.record(DomainReport::skeleton(name));
     }
-    let registry = Exposition::new(store.clone(), None).registry();
+    // Every family, so the exposition is large enough to outlast the stalled scrapers' buffers.
+    let every = SelectionHandle::new(Selection::all());
+    let registry = Exposition::new(store.clone(), None)
+        .with_selection(every)
+        .registry();
     let reload: ReloadFn = Arc::new(|| Box::pin(async { Ok(()) }));
     let app = App::new(store, registry, reload).with_scrape_patience(Duration::from_secs(2));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
