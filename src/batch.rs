@@ -273,7 +273,7 @@ pub async fn check_all(
         }),
     );
     let mut summary = Summary::default();
-    let now = crate::check::unix_now();
+    let now = crate::clock::unix_now();
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     // Whether the progress line is on screen: cleared before a report is written, in case

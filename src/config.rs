@@ -99,6 +99,28 @@ pub struct Global {
     pub max_label_value_length: usize,
 }
 
+/// Default deadline of a whole check: well above the phases' own worst case
+/// (docs/operations.md).
+pub const DEFAULT_CHECK_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// The check's defaults are the configuration's.
+impl Default for crate::check::CheckSettings {
+    fn default() -> crate::check::CheckSettings {
+        crate::check::CheckSettings {
+            resolver: crate::probe::dns::ResolverSettings::default(),
+            fetch: crate::probe::https::FetchSettings::default(),
+            smtp: crate::probe::smtp::SmtpSettings::default(),
+            families: crate::probe::dns::Families::default(),
+            address_policy: crate::probe::target::AddressPolicy::default(),
+            probe_smtp: true,
+            cert_warning: Duration::from_secs(14 * 86_400),
+            max_mx: 20,
+            max_addresses_per_mx: 8,
+            check_timeout: DEFAULT_CHECK_TIMEOUT,
+        }
+    }
+}
+
 impl Default for Global {
     fn default() -> Self {
         Global {
@@ -114,7 +136,7 @@ impl Default for Global {
             connect_timeout: Duration::from_secs(10),
             policy_fetch_timeout: Duration::from_secs(60),
             smtp_timeout: Duration::from_secs(30),
-            check_timeout: crate::check::DEFAULT_CHECK_TIMEOUT,
+            check_timeout: DEFAULT_CHECK_TIMEOUT,
             smtp_port: 25,
             https_port: 443,
             ehlo_name: "localhost".to_string(),
@@ -166,7 +188,7 @@ impl Global {
             families: self.families(),
             address_policy,
             probe_smtp: true,
-            cert_warning_days: i64::try_from(self.cert_warning.as_secs() / 86_400).unwrap_or(14),
+            cert_warning: self.cert_warning,
             max_mx: self.max_mx_per_domain,
             max_addresses_per_mx: self.max_addresses_per_mx,
             check_timeout: self.check_timeout,

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::finding::{Code, Finding};
-use crate::report::{DomainReport, RecordStatus};
+use crate::report::{DomainReport, DriftStatus, RecordStatus};
 
 /// Removed domains' history is kept this long, so a domain dropped by mistake and re-added
 /// keeps its history.
@@ -37,15 +37,6 @@ pub struct History {
     pub changes: u64,
     /// Last time the domain was configured and checked (for dropping removed domains).
     pub last_seen: i64,
-}
-
-/// The drift facts carried in a report (and exported as metrics).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DriftStatus {
-    pub stale: bool,
-    pub changes: u64,
-    pub id_first_seen: i64,
-    pub policy_first_seen: i64,
 }
 
 /// How loading the state file went.
@@ -159,19 +150,19 @@ impl DriftState {
             report.policy.normalized_sha256.clone(),
         ) else {
             // Nothing comparable this time; keep reporting a known stale id.
-            if let Some(h) = self.domains.get_mut(&report.domain) {
+            if let Some(h) = self.domains.get_mut(report.domain.as_str()) {
                 if now - h.last_seen > 86_400 {
                     self.dirty = true;
                 }
                 h.last_seen = now;
                 report.drift = Some(status(h));
                 if h.stale {
-                    report.findings.push(stale_finding(h));
+                    report.add_finding(stale_finding(h));
                 }
             }
             return;
         };
-        let history = match self.domains.get_mut(&report.domain) {
+        let history = match self.domains.get_mut(report.domain.as_str()) {
             None => {
                 let h = History {
                     id,
@@ -182,7 +173,7 @@ impl DriftState {
                     ..History::default()
                 };
                 report.drift = Some(status(&h));
-                self.domains.insert(report.domain.clone(), h);
+                self.domains.insert(report.domain.to_string(), h);
                 self.dirty = true;
                 return;
             }
@@ -200,7 +191,7 @@ impl DriftState {
             (false, true) => {
                 // Changed without bumping the id.
                 if history.id_changed_body_unchanged {
-                    report.findings.push(Finding::new(
+                    report.add_finding(Finding::new(
                         Code::PolicyUpdatedAfterId,
                         format!(
                             "the policy changed after the id was bumped to {id}: senders that fetched in between cached the old policy under the new id (RFC 8461 §8.1: publish the policy first, then the id)"
@@ -215,7 +206,7 @@ impl DriftState {
                 history.changes += 1;
             }
             (true, false) => {
-                report.findings.push(Finding::new(
+                report.add_finding(Finding::new(
                     Code::PolicyIdChangedBodyUnchanged,
                     format!(
                         "the id changed from {} to {id} but the policy body did not: senders re-fetch for nothing, or the policy host has not been updated yet",
@@ -244,7 +235,7 @@ impl DriftState {
             self.dirty = true;
         }
         if history.stale {
-            report.findings.push(stale_finding(history));
+            report.add_finding(stale_finding(history));
         }
         report.drift = Some(status(history));
     }
@@ -317,7 +308,7 @@ fn stale_finding(h: &History) -> Finding {
             "the policy changed without a new id (still {}){}: senders that cached the old policy keep using it until its max_age runs out",
             h.id,
             h.stale_since
-                .map(|t| format!(" since {}", crate::check::format_date(t)))
+                .map(|t| format!(" since {}", crate::clock::format_date(t)))
                 .unwrap_or_default()
         ),
     )
@@ -423,9 +414,10 @@ mod tests {
         // the policy host is updated only now: senders cached the old body under id 2
         let mut r = report("2", "bbb");
         state.observe(&mut r, 300);
+        // Sorted like every finding list: the critical stale id first.
         assert_eq!(
             codes(&r),
-            vec!["policy_updated_after_id", "policy_id_stale"]
+            vec!["policy_id_stale", "policy_updated_after_id"]
         );
     }
 

@@ -38,8 +38,18 @@ impl fmt::Display for Severity {
     }
 }
 
+/// How the check may change a code's severity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Scope {
+    /// The severity in the table, always.
+    Fixed,
+    /// An MX fault: what an enforcing sender refuses for. The table's severity (critical) when
+    /// the domain's record is valid and its policy is in `enforce` mode; a warning otherwise.
+    WhenEnforced,
+}
+
 macro_rules! codes {
-    ($($variant:ident => $name:literal, $severity:ident;)+) => {
+    ($($variant:ident => $name:literal, $severity:ident, $scope:ident;)+) => {
         /// A stable, snake_case finding code.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
         #[serde(rename_all = "snake_case")]
@@ -70,102 +80,120 @@ macro_rules! codes {
                     $(Code::$variant => Severity::$severity,)+
                 }
             }
+
+            /// Whether the check raises or lowers this code's severity (see [`Scope`]).
+            pub fn scope(self) -> Scope {
+                match self {
+                    $(Code::$variant => Scope::$scope,)+
+                }
+            }
+
+            /// The severity of a finding with this code, given whether the domain's policy is
+            /// enforced (a valid record and `mode: enforce`).
+            pub fn severity(self, enforced: bool) -> Severity {
+                match (self.scope(), enforced) {
+                    (Scope::WhenEnforced, false) => Severity::Warning.min(self.default_severity()),
+                    _ => self.default_severity(),
+                }
+            }
         }
     };
 }
 
 codes! {
     // --- `_mta-sts` TXT record (RFC 8461 §3.1)
-    StsRecordMissing => "sts_record_missing", Warning;
-    StsRecordLookupFailed => "sts_record_lookup_failed", Critical;
-    StsRecordMultiple => "sts_record_multiple", Critical;
-    StsRecordInvalid => "sts_record_invalid", Critical;
-    StsRecordDiscarded => "sts_record_discarded", Warning;
-    StsRecordDuplicateField => "sts_record_duplicate_field", Warning;
-    StsRecordExtensionField => "sts_record_extension_field", Info;
-    StsRecordCname => "sts_record_cname", Info;
+    StsRecordMissing => "sts_record_missing", Warning, Fixed;
+    StsRecordLookupFailed => "sts_record_lookup_failed", Critical, Fixed;
+    StsRecordMultiple => "sts_record_multiple", Critical, Fixed;
+    StsRecordInvalid => "sts_record_invalid", Critical, Fixed;
+    StsRecordDiscarded => "sts_record_discarded", Warning, Fixed;
+    StsRecordDuplicateField => "sts_record_duplicate_field", Warning, Fixed;
+    StsRecordExtensionField => "sts_record_extension_field", Info, Fixed;
+    StsRecordCname => "sts_record_cname", Info, Fixed;
     // --- policy host and fetch (RFC 8461 §3.2, §3.3)
-    PolicyHostUnresolvable => "policy_host_unresolvable", Critical;
-    PolicyHostLookupFailed => "policy_host_lookup_failed", Critical;
-    PolicyConnectRefused => "policy_connect_refused", Critical;
-    PolicyConnectTimeout => "policy_connect_timeout", Critical;
-    PolicyConnectFailed => "policy_connect_failed", Critical;
-    PolicyTlsFailed => "policy_tls_failed", Critical;
-    PolicyHttpStatus => "policy_http_status", Critical;
-    PolicyRedirect => "policy_redirect", Critical;
-    PolicyHttpError => "policy_http_error", Critical;
-    PolicyContentType => "policy_content_type", Critical;
-    PolicyTooLarge => "policy_too_large", Critical;
-    PolicyTimeout => "policy_timeout", Critical;
-    PolicyWithoutRecord => "policy_without_record", Warning;
+    PolicyHostUnresolvable => "policy_host_unresolvable", Critical, Fixed;
+    PolicyHostLookupFailed => "policy_host_lookup_failed", Critical, Fixed;
+    PolicyConnectRefused => "policy_connect_refused", Critical, Fixed;
+    PolicyConnectTimeout => "policy_connect_timeout", Critical, Fixed;
+    PolicyConnectFailed => "policy_connect_failed", Critical, Fixed;
+    PolicyTlsFailed => "policy_tls_failed", Critical, Fixed;
+    PolicyHttpStatus => "policy_http_status", Critical, Fixed;
+    PolicyRedirect => "policy_redirect", Critical, Fixed;
+    PolicyHttpError => "policy_http_error", Critical, Fixed;
+    PolicyContentType => "policy_content_type", Critical, Fixed;
+    PolicyContentEncoding => "policy_content_encoding", Warning, Fixed;
+    PolicyTooLarge => "policy_too_large", Critical, Fixed;
+    PolicyTimeout => "policy_timeout", Critical, Fixed;
+    PolicyWithoutRecord => "policy_without_record", Warning, Fixed;
     // --- policy host certificate (RFC 8461 §3.3)
-    PolicyCertExpired => "policy_cert_expired", Critical;
-    PolicyCertExpiring => "policy_cert_expiring", Warning;
-    PolicyCertNotYetValid => "policy_cert_not_yet_valid", Critical;
-    PolicyCertNameMismatch => "policy_cert_name_mismatch", Critical;
-    PolicyCertUntrusted => "policy_cert_untrusted", Critical;
+    PolicyCertExpired => "policy_cert_expired", Critical, Fixed;
+    PolicyCertExpiring => "policy_cert_expiring", Warning, Fixed;
+    PolicyCertNotYetValid => "policy_cert_not_yet_valid", Critical, Fixed;
+    PolicyCertNameMismatch => "policy_cert_name_mismatch", Critical, Fixed;
+    PolicyCertUntrusted => "policy_cert_untrusted", Critical, Fixed;
     // --- policy body (RFC 8461 §3.2)
-    PolicyNotUtf8 => "policy_not_utf8", Critical;
-    PolicyBom => "policy_bom", Critical;
-    PolicyLeadingWhitespace => "policy_leading_whitespace", Critical;
-    PolicyLineInvalid => "policy_line_invalid", Critical;
-    PolicyMixedLineEndings => "policy_mixed_line_endings", Warning;
-    PolicyVersionMissing => "policy_version_missing", Critical;
-    PolicyVersionInvalid => "policy_version_invalid", Critical;
-    PolicyModeMissing => "policy_mode_missing", Critical;
-    PolicyModeInvalid => "policy_mode_invalid", Critical;
-    PolicyMaxAgeMissing => "policy_max_age_missing", Critical;
-    PolicyMaxAgeInvalid => "policy_max_age_invalid", Critical;
-    PolicyMaxAgeLow => "policy_max_age_low", Info;
-    PolicyMxMissing => "policy_mx_missing", Critical;
-    PolicyMxInvalid => "policy_mx_invalid", Critical;
-    PolicyDuplicateField => "policy_duplicate_field", Warning;
-    PolicyUnknownField => "policy_unknown_field", Info;
-    PolicyModeTesting => "policy_mode_testing", Info;
-    PolicyModeNone => "policy_mode_none", Info;
+    PolicyNotUtf8 => "policy_not_utf8", Critical, Fixed;
+    PolicyBom => "policy_bom", Critical, Fixed;
+    PolicyLeadingWhitespace => "policy_leading_whitespace", Critical, Fixed;
+    PolicyLineInvalid => "policy_line_invalid", Critical, Fixed;
+    PolicyMixedLineEndings => "policy_mixed_line_endings", Warning, Fixed;
+    PolicyVersionMissing => "policy_version_missing", Critical, Fixed;
+    PolicyVersionInvalid => "policy_version_invalid", Critical, Fixed;
+    PolicyModeMissing => "policy_mode_missing", Critical, Fixed;
+    PolicyModeInvalid => "policy_mode_invalid", Critical, Fixed;
+    PolicyMaxAgeMissing => "policy_max_age_missing", Critical, Fixed;
+    PolicyMaxAgeInvalid => "policy_max_age_invalid", Critical, Fixed;
+    PolicyMaxAgeLow => "policy_max_age_low", Info, Fixed;
+    PolicyMxMissing => "policy_mx_missing", Critical, Fixed;
+    PolicyMxInvalid => "policy_mx_invalid", Critical, Fixed;
+    PolicyDuplicateField => "policy_duplicate_field", Warning, Fixed;
+    PolicyUnknownField => "policy_unknown_field", Info, Fixed;
+    PolicyModeTesting => "policy_mode_testing", Info, Fixed;
+    PolicyModeNone => "policy_mode_none", Info, Fixed;
     // --- id drift (RFC 8461 §3.1, §8.1)
-    PolicyIdStale => "policy_id_stale", Critical;
-    PolicyIdChangedBodyUnchanged => "policy_id_changed_body_unchanged", Info;
-    PolicyUpdatedAfterId => "policy_updated_after_id", Warning;
+    PolicyIdStale => "policy_id_stale", Critical, Fixed;
+    PolicyIdChangedBodyUnchanged => "policy_id_changed_body_unchanged", Info, Fixed;
+    PolicyUpdatedAfterId => "policy_updated_after_id", Warning, Fixed;
     // --- MX records and coverage (RFC 8461 §4.1, RFC 7505)
-    MxLookupFailed => "mx_lookup_failed", Critical;
-    MxMissing => "mx_missing", Warning;
-    MxNull => "mx_null", Info;
-    MxTooMany => "mx_too_many", Warning;
-    MxNotCovered => "mx_not_covered", Critical;
-    MxPatternUnused => "mx_pattern_unused", Info;
+    MxLookupFailed => "mx_lookup_failed", Critical, Fixed;
+    MxMissing => "mx_missing", Warning, Fixed;
+    MxNull => "mx_null", Info, Fixed;
+    MxTooMany => "mx_too_many", Warning, Fixed;
+    MxNotCovered => "mx_not_covered", Critical, WhenEnforced;
+    MxPatternUnused => "mx_pattern_unused", Info, Fixed;
     // --- MX transport (RFC 8461 §4.2, §7; RFC 3207)
-    MxAddressLookupFailed => "mx_address_lookup_failed", Critical;
-    MxNoAddress => "mx_no_address", Critical;
-    TargetAddressForbidden => "target_address_forbidden", Warning;
-    MxConnectRefused => "mx_connect_refused", Critical;
-    MxConnectTimeout => "mx_connect_timeout", Critical;
-    MxConnectFailed => "mx_connect_failed", Critical;
-    SmtpGreetingRejected => "smtp_greeting_rejected", Critical;
-    SmtpTimeout => "smtp_timeout", Critical;
-    MxUnresponsiveInferred => "mx_unresponsive_inferred", Critical;
-    SmtpProtocolError => "smtp_protocol_error", Critical;
-    StarttlsNotOffered => "starttls_not_offered", Critical;
-    StarttlsRefused => "starttls_refused", Critical;
-    StarttlsInjection => "starttls_injection", Critical;
-    TlsNoCommonVersion => "tls_no_common_version", Critical;
-    TlsHandshakeFailed => "tls_handshake_failed", Critical;
-    TlsVersionTooOld => "tls_version_too_old", Critical;
-    MxCertExpired => "mx_cert_expired", Critical;
-    MxCertExpiring => "mx_cert_expiring", Warning;
-    MxCertNotYetValid => "mx_cert_not_yet_valid", Critical;
-    MxCertNameMismatch => "mx_cert_name_mismatch", Critical;
-    MxCertUntrusted => "mx_cert_untrusted", Critical;
-    CheckTimedOut => "check_timed_out", Warning;
+    MxAddressLookupFailed => "mx_address_lookup_failed", Critical, Fixed;
+    MxNoAddress => "mx_no_address", Critical, WhenEnforced;
+    MxNoPublicAddress => "mx_no_public_address", Critical, WhenEnforced;
+    TargetAddressForbidden => "target_address_forbidden", Warning, Fixed;
+    MxConnectRefused => "mx_connect_refused", Critical, WhenEnforced;
+    MxConnectTimeout => "mx_connect_timeout", Critical, WhenEnforced;
+    MxConnectFailed => "mx_connect_failed", Critical, WhenEnforced;
+    SmtpGreetingRejected => "smtp_greeting_rejected", Critical, WhenEnforced;
+    SmtpTimeout => "smtp_timeout", Critical, WhenEnforced;
+    MxUnresponsiveInferred => "mx_unresponsive_inferred", Critical, WhenEnforced;
+    SmtpProtocolError => "smtp_protocol_error", Critical, WhenEnforced;
+    StarttlsNotOffered => "starttls_not_offered", Critical, WhenEnforced;
+    StarttlsRefused => "starttls_refused", Critical, WhenEnforced;
+    StarttlsInjection => "starttls_injection", Critical, WhenEnforced;
+    TlsNoCommonVersion => "tls_no_common_version", Critical, WhenEnforced;
+    TlsHandshakeFailed => "tls_handshake_failed", Critical, WhenEnforced;
+    TlsVersionTooOld => "tls_version_too_old", Critical, WhenEnforced;
+    MxCertExpired => "mx_cert_expired", Critical, WhenEnforced;
+    MxCertExpiring => "mx_cert_expiring", Warning, Fixed;
+    MxCertNotYetValid => "mx_cert_not_yet_valid", Critical, WhenEnforced;
+    MxCertNameMismatch => "mx_cert_name_mismatch", Critical, WhenEnforced;
+    MxCertUntrusted => "mx_cert_untrusted", Critical, WhenEnforced;
+    CheckTimedOut => "check_timed_out", Warning, Fixed;
     // --- TLS-RPT (RFC 8460 §3)
-    TlsrptMissing => "tlsrpt_missing", Info;
-    TlsrptLookupFailed => "tlsrpt_lookup_failed", Warning;
-    TlsrptMultiple => "tlsrpt_multiple", Warning;
-    TlsrptInvalid => "tlsrpt_invalid", Warning;
+    TlsrptMissing => "tlsrpt_missing", Info, Fixed;
+    TlsrptLookupFailed => "tlsrpt_lookup_failed", Warning, Fixed;
+    TlsrptMultiple => "tlsrpt_multiple", Warning, Fixed;
+    TlsrptInvalid => "tlsrpt_invalid", Warning, Fixed;
     // --- operator expectations (configuration)
-    ExpectationModeMismatch => "expectation_mode_mismatch", Warning;
-    ExpectationMxMismatch => "expectation_mx_mismatch", Warning;
-    ExpectationMaxAgeLow => "expectation_max_age_low", Warning;
+    ExpectationModeMismatch => "expectation_mode_mismatch", Warning, Fixed;
+    ExpectationMxMismatch => "expectation_mx_mismatch", Warning, Fixed;
+    ExpectationMaxAgeLow => "expectation_max_age_low", Warning, Fixed;
 }
 
 impl fmt::Display for Code {
@@ -227,9 +255,100 @@ impl Finding {
     }
 }
 
+/// The order findings are listed in: most severe first, then by code, host, address and line.
+pub fn sort(findings: &mut [Finding]) {
+    findings.sort_by(order);
+}
+
+/// The comparison behind [`sort`].
+pub fn order(a: &Finding, b: &Finding) -> std::cmp::Ordering {
+    b.severity
+        .cmp(&a.severity)
+        .then_with(|| a.code.cmp(&b.code))
+        .then_with(|| a.host.cmp(&b.host))
+        .then_with(|| a.address.cmp(&b.address))
+        .then_with(|| a.line.cmp(&b.line))
+}
+
+/// Collects the findings of one check. Severities that depend on the policy (see [`Scope`])
+/// and the order are settled once, by [`Findings::finish`].
+#[derive(Clone, Debug, Default)]
+pub struct Findings(Vec<Finding>);
+
+impl Findings {
+    pub fn new() -> Findings {
+        Findings(Vec::new())
+    }
+
+    pub fn push(&mut self, finding: Finding) {
+        self.0.push(finding);
+    }
+
+    /// Whether a finding with `code` (about `host`, if given) is present.
+    pub fn has(&self, code: Code, host: Option<&str>) -> bool {
+        self.0
+            .iter()
+            .any(|f| f.code == code && (host.is_none() || f.host.as_deref() == host))
+    }
+
+    /// The findings with their final severity (`enforced`: the record is valid and the policy
+    /// is in `enforce` mode), in [`sort`] order.
+    pub fn finish(mut self, enforced: bool) -> Vec<Finding> {
+        for finding in &mut self.0 {
+            if finding.code.scope() == Scope::WhenEnforced {
+                finding.severity = finding.code.severity(enforced);
+            }
+        }
+        sort(&mut self.0);
+        self.0
+    }
+}
+
+impl Extend<Finding> for Findings {
+    fn extend<I: IntoIterator<Item = Finding>>(&mut self, iter: I) {
+        self.0.extend(iter);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn enforced_scope_lowers_mx_faults_to_warnings_only_when_not_enforced() {
+        assert_eq!(Code::MxCertExpired.severity(true), Severity::Critical);
+        assert_eq!(Code::MxCertExpired.severity(false), Severity::Warning);
+        // Fixed codes keep their severity either way.
+        assert_eq!(Code::MxCertExpiring.severity(true), Severity::Warning);
+        assert_eq!(Code::PolicyIdStale.severity(false), Severity::Critical);
+        assert_eq!(Code::MxPatternUnused.severity(false), Severity::Info);
+    }
+
+    #[test]
+    fn findings_finish_settles_severity_then_sorts() {
+        let mut findings = Findings::new();
+        findings.push(Finding::new(Code::MxPatternUnused, "unused"));
+        findings.push(Finding::new(Code::MxConnectRefused, "refused").with_host("b.example"));
+        findings.push(Finding::new(Code::MxConnectRefused, "refused").with_host("a.example"));
+        findings.push(Finding::new(Code::PolicyModeTesting, "testing"));
+        findings.push(Finding::new(Code::MxCertExpiring, "expiring"));
+        let testing = findings.clone().finish(false);
+        let codes: Vec<(Code, Severity)> = testing.iter().map(|f| (f.code, f.severity)).collect();
+        assert_eq!(
+            codes,
+            [
+                (Code::MxConnectRefused, Severity::Warning),
+                (Code::MxConnectRefused, Severity::Warning),
+                (Code::MxCertExpiring, Severity::Warning),
+                (Code::PolicyModeTesting, Severity::Info),
+                (Code::MxPatternUnused, Severity::Info),
+            ]
+        );
+        assert_eq!(testing[0].host.as_deref(), Some("a.example"));
+        let enforced = findings.finish(true);
+        assert_eq!(enforced[0].severity, Severity::Critical);
+        assert_eq!(enforced[2].code, Code::MxCertExpiring);
+    }
 
     #[test]
     fn codes_are_unique_snake_case() {
@@ -279,6 +398,7 @@ impl Code {
             Code::PolicyRedirect => ("The policy URL answered with a redirect; senders must not follow redirects.", "RFC 8461 §3.3", "Serve the file directly at the well-known URL with status 200 (no HTTP-to-HTTPS or www redirects on that path)."),
             Code::PolicyHttpError => ("The HTTP response was malformed (bad framing, too many or too large headers, early close).", "RFC 8461 §3.3", "Fix the web server or proxy in front of the policy host."),
             Code::PolicyContentType => ("The policy is not served as `text/plain`; many senders reject it.", "RFC 8461 §3.2", "Serve `/.well-known/mta-sts.txt` with `Content-Type: text/plain` (a charset parameter is fine)."),
+            Code::PolicyContentEncoding => ("The policy host sent the policy with a `Content-Encoding` (e.g. gzip) although the request asked for `identity`. Senders whose HTTP client decodes it read the policy; others see compressed bytes and no policy. A coding the exporter cannot decode leaves the policy unreadable (`policy_http_error`).", "RFC 8461 §3.3, RFC 9110 §8.4", "Serve `/.well-known/mta-sts.txt` uncompressed (disable gzip or brotli for that path)."),
             Code::PolicyTooLarge => ("The policy body is larger than 64 KiB, the suggested maximum; senders may reject it.", "RFC 8461 §3.3", "Serve only the policy lines; check that the URL is not an HTML page or an endless stream."),
             Code::PolicyTimeout => ("The policy fetch did not finish in time (TLS, headers or body).", "RFC 8461 §3.3", "Make the policy host answer quickly; senders give up after about a minute."),
             Code::PolicyWithoutRecord => ("`mta-sts.<domain>` serves a valid policy but there is no `_mta-sts` TXT record, so senders never fetch it.", "RFC 8461 §3.1", "Publish `_mta-sts.<domain>. TXT \"v=STSv1; id=<id>;\"`."),
@@ -316,6 +436,7 @@ impl Code {
             Code::MxNotCovered => ("An MX host matches no `mx` pattern of the policy: a sender enforcing the policy refuses to deliver to it. Critical in enforce mode, warning otherwise.", "RFC 8461 §4.1", "Add `mx: <host>` (or a wildcard that matches exactly one left-most label) to the policy and bump the record's `id`."),
             Code::MxPatternUnused => ("A policy `mx` pattern matches none of the domain's MX hosts (a leftover or a typo).", "RFC 8461 §4.1", "Remove stale patterns, or check the spelling."),
             Code::MxAddressLookupFailed => ("Looking up the addresses of an MX host failed (SERVFAIL, REFUSED or timeout).", "RFC 5321 §5.1", "Check the name servers of the MX host's domain."),
+            Code::MxNoPublicAddress => ("Every address of an MX host is one the exporter does not connect to (loopback, private, link-local, multicast, ...): a sender on the internet cannot deliver there either. Critical in enforce mode, warning otherwise.", "RFC 5321 §5.1, mta-sts-exporter safety rule", "Publish public addresses for the MX host; for a private mail network or a lab set allow_private_targets so the exporter probes them."),
             Code::MxNoAddress => ("An MX host has no A or AAAA record: no mail can be delivered to it. Critical in enforce mode, warning otherwise.", "RFC 5321 §5.1", "Publish address records for the MX host or remove the MX record."),
             Code::TargetAddressForbidden => ("A host resolves to a loopback, private, link-local, CGNAT or other non-public address; the exporter does not connect there unless allowed.", "mta-sts-exporter safety rule", "Publish public addresses, or set allow_private_targets for private mail networks and labs."),
             Code::MxConnectRefused => ("The MX host refused the connection on port 25. Critical in enforce mode, warning otherwise.", "RFC 5321", "Make the SMTP server listen on port 25 at every address of the MX host."),
@@ -323,7 +444,7 @@ impl Code {
             Code::MxConnectFailed => ("Connecting to the MX host failed for another reason (network unreachable, reset).", "RFC 5321", "Check routing to the MX host."),
             Code::SmtpGreetingRejected => ("The MX host greeted with a 4xx/5xx code instead of 220.", "RFC 5321 §4.2, §4.3.2", "Check the SMTP server's load limits and access rules for the exporter's address."),
             Code::SmtpTimeout => ("The SMTP dialogue did not finish in time (greeting, EHLO or STARTTLS reply).", "RFC 5321 §4.5.3.2", "Check the SMTP server and any tarpit or greylisting in front of it."),
-            Code::MxUnresponsiveInferred => ("The address was not probed now: its last probes, by this or other MX names sharing it, all timed out connecting or waiting for the greeting, so the exporter takes it for unresponsive (as Postfix marks a dead destination) and answers from that state, while one probe at a time re-tests it. The message says how many probes, over how long, and since when. Critical in enforce mode, warning otherwise: a sender cannot deliver there either.", "mta-sts-exporter rule (`global.unresponsive_address`), RFC 5321 §4.5.3.2", "As for `smtp_timeout` and `mx_connect_timeout`: fix or remove the silent address (often a tarpit or a decommissioned host shared by parked domains). The finding clears at the first probe that gets any answer."),
+Code::MxUnresponsiveInferred => ("The address was not probed now: its last probes, by this or other MX names sharing it, all timed out connecting or waiting for the greeting, so the exporter takes it for unresponsive (as Postfix marks a dead destination) and answers from that state, while one probe at a time re-tests it. The message says how many probes, over how long, and since when. Critical in enforce mode, warning otherwise: a sender cannot deliver there either.", "mta-sts-exporter rule (`global.unresponsive_address`), RFC 5321 §4.5.3.2", "As for `smtp_timeout` and `mx_connect_timeout`: fix or remove the silent address (often a tarpit or a decommissioned host shared by parked domains). The finding clears at the first probe that gets any answer."),
             Code::SmtpProtocolError => ("The MX host did not speak valid SMTP (garbage, over-long lines, endless replies, EHLO refused).", "RFC 5321 §4.2", "Check the software listening on port 25."),
             Code::StarttlsNotOffered => ("The MX host does not advertise STARTTLS; an enforcing sender refuses it.", "RFC 8461 §4.2, RFC 3207", "Enable STARTTLS on the SMTP server."),
             Code::StarttlsRefused => ("The MX host advertised STARTTLS but refused the command (e.g. 454).", "RFC 3207 §4", "Fix the SMTP server's TLS configuration (certificate and key files, permissions)."),
@@ -369,14 +490,22 @@ pub fn findings_markdown() -> String {
          - **info**: worth knowing.\n\n\
          MX findings (coverage, connection, SMTP, STARTTLS, TLS and MX certificate faults) are\n\
          critical when the domain's policy is valid and in `enforce` mode, and warnings\n\
-         otherwise; the severity listed below is the one in enforce mode.\n\n",
+         otherwise (marked *critical in enforce mode* below); every other code always has the\n\
+         severity listed.\n\n",
     );
     for code in Code::ALL {
         let doc = code.doc();
         out.push_str(&format!(
             "## `{}`\n\n**Severity:** {} · **Reference:** {}\n\n{}\n\n**Fix:** {}\n\n",
             code.as_str(),
-            code.default_severity(),
+            match code.scope() {
+                Scope::Fixed => code.default_severity().to_string(),
+                Scope::WhenEnforced => format!(
+                    "{} in enforce mode, {} otherwise",
+                    code.default_severity(),
+                    code.severity(false)
+                ),
+            },
             doc.reference,
             doc.meaning,
             doc.fix

@@ -6,20 +6,25 @@
 //! - [`stage`]: pure functions, no sockets. [`stage::record`] parses the `_mta-sts` TXT record,
 //!   [`stage::policy`] the policy file, [`stage::mx`] matches MX hosts against `mx` patterns,
 //!   [`stage::tlsrpt`] parses the `_smtp._tls` record, [`stage::cert`] describes and judges
-//!   certificates.
+//!   certificates, [`stage::transport`] judges what the policy fetch and SMTP probes captured.
 //! - [`probe`]: I/O only. [`probe::dns`] (hickory), [`probe::https`] (policy fetch),
 //!   [`probe::smtp`] (STARTTLS), [`probe::tls`] (capture the chain, then judge it),
 //!   [`probe::target`] (which addresses we refuse to connect to), [`probe::cache`] (one probe
 //!   per MX and address, a politeness bound per address) and [`probe::health`] (addresses that
 //!   stopped answering).
-//! - [`check`] runs the stages for one domain and returns a [`report::DomainReport`], plain data
-//!   holding each stage's outcome and a list of [`finding::Finding`]s.
+//! - [`check`] checks one domain in two steps: [`check::gather`] does the I/O and returns plain
+//!   observations, [`check::judge`] (pure, time passed in) turns them into a
+//!   [`report::DomainReport`], plain data holding each stage's outcome and a list of
+//!   [`finding::Finding`]s.
+//! - [`clock`] (time helpers), [`domain`] (`DomainName` and the names derived from it).
 //! - [`render`] prints a report for people; [`batch`] runs `check` over many domains in order.
 //! - [`tlsrpt`] reads the TLS-RPT reports senders send: decoding, parsing, summaries.
 
 pub mod batch;
 pub mod check;
+pub mod clock;
 pub mod config;
+pub mod domain;
 pub mod drift;
 pub mod duration;
 pub mod finding;

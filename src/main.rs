@@ -588,7 +588,7 @@ fn run_tlsrpt(args: TlsrptArgs) -> ExitCode {
     use mta_sts_exporter::tlsrpt::{self, summary::Summary, Kind, Limits};
     use std::io::Read;
     let limits = Limits::default();
-    let now = mta_sts_exporter::check::unix_now();
+    let now = mta_sts_exporter::clock::unix_now();
     let mut files = Vec::new();
     let mut unreadable = false;
     for path in &args.files {

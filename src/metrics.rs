@@ -763,7 +763,7 @@ pub fn is_enforce_ready(report: &DomainReport) -> bool {
             .mx
             .hosts
             .iter()
-            .all(|h| h.covered && h.deliverable != Some(false))
+            .all(|h| h.covered && h.deliverable() != Some(false))
 }
 
 fn merge_mx<'a>(
@@ -778,7 +778,7 @@ fn merge_mx<'a>(
         .map(|f| f.code)
         .filter(|code| MX_FINDING_CODES.contains(code))
         .collect();
-    let probe_known = !host.probes.is_empty() || host.starttls.is_some();
+    let probe_known = !host.probes.is_empty() || host.starttls().is_some();
     if !probe_known && findings.is_empty() {
         return;
     }
@@ -813,10 +813,10 @@ fn merge_mx<'a>(
             checked_at: report.checked_at,
             probe_known,
             probed: !host.probes.is_empty(),
-            starttls: host.starttls == Some(true),
+            starttls: host.starttls() == Some(true),
             outcome,
             cert_not_after,
-            cert_valid: host.cert_valid == Some(true),
+            cert_valid: host.cert_valid() == Some(true),
             versions,
             findings,
         },
@@ -902,17 +902,10 @@ mod tests {
             report.record.status = RecordStatus::Valid;
             report.policy.status = PolicyStatus::Valid;
             report.mx.status = MxStatus::Found;
-            report.mx.hosts.push(MxHostReport {
-                name: format!("mx.{domain}"),
-                preference: 10,
-                covered_by: Some(format!("mx.{domain}")),
-                covered: true,
-                addresses: vec![],
-                probes: vec![],
-                starttls: None,
-                cert_valid: None,
-                deliverable: None,
-            });
+            let mut host = MxHostReport::new(format!("mx.{domain}"), 10);
+            host.covered_by = Some(format!("mx.{domain}"));
+            host.covered = true;
+            report.mx.hosts.push(host);
             store.record(report);
         }
         let registry = Exposition::new(store, None)

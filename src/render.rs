@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use crate::check::format_date;
+use crate::clock::format_date;
 use crate::finding::Severity;
 use crate::probe::smtp::SmtpOutcome;
 use crate::probe::tls::TlsObservation;
@@ -111,7 +111,7 @@ fn write_report(out: &mut String, r: &DomainReport, now: i64) -> std::fmt::Resul
             (None, true) => "NOT COVERED by the policy".to_string(),
             (None, false) => "no policy".to_string(),
         };
-        let deliverable = match host.deliverable {
+        let deliverable = match host.deliverable() {
             Some(true) => " · deliverable",
             Some(false) => " · WOULD BE REFUSED",
             None => "",

@@ -4,17 +4,21 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::domain::DomainName;
 use crate::finding::{Finding, Severity};
 use crate::probe::https::PolicyFetch;
 use crate::probe::smtp::SmtpProbe;
 use crate::stage::policy::{LineEnding, Mode, Policy};
 use crate::stage::tlsrpt::TlsRptRecord;
 
+pub use crate::stage::record::RecordStatus;
+pub use crate::stage::tlsrpt::TlsRptStatus;
+
 /// The result of checking one domain. Serialized (JSON API, `check --format json`) with the
 /// stage names derived from the domain, see `Serialize` below.
 #[derive(Clone, Debug)]
 pub struct DomainReport {
-    pub domain: String,
+    pub domain: DomainName,
     /// Unix seconds at the end of the check.
     pub checked_at: i64,
     pub duration_seconds: f64,
@@ -28,10 +32,34 @@ pub struct DomainReport {
     pub tlsrpt: TlsRptReport,
     pub findings: Vec<Finding>,
     /// id-drift memory (filled by the exporter service, which remembers past checks).
-    pub drift: Option<crate::drift::DriftStatus>,
+    pub drift: Option<DriftStatus>,
+}
+
+/// The id-drift facts carried in a report (and exported as metrics); see [`crate::drift`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DriftStatus {
+    pub stale: bool,
+    pub changes: u64,
+    pub id_first_seen: i64,
+    pub policy_first_seen: i64,
 }
 
 impl DomainReport {
+    /// Adds a finding found after the check (id drift, expectations) in its sorted place.
+    pub fn add_finding(&mut self, finding: Finding) {
+        let at = self
+            .findings
+            .partition_point(|f| crate::finding::order(f, &finding).is_le());
+        self.findings.insert(at, finding);
+    }
+
+    /// [`DomainReport::add_finding`] for each of `findings`.
+    pub fn add_findings(&mut self, findings: impl IntoIterator<Item = Finding>) {
+        for finding in findings {
+            self.add_finding(finding);
+        }
+    }
+
     /// The most severe finding, if any.
     pub fn worst_severity(&self) -> Option<Severity> {
         self.findings.iter().map(|f| f.severity).max()
@@ -51,23 +79,24 @@ impl DomainReport {
         for host in &mut self.mx.hosts {
             host.addresses.shrink_to_fit();
             host.probes.shrink_to_fit();
+            host.not_probed.shrink_to_fit();
         }
         self.findings.shrink_to_fit();
     }
 
     /// `_mta-sts.<domain>`, where the policy record is looked up.
     pub fn record_name(&self) -> String {
-        format!("_mta-sts.{}", self.domain)
+        self.domain.record_name()
     }
 
     /// `mta-sts.<domain>`, the host serving the policy.
     pub fn policy_host(&self) -> String {
-        format!("mta-sts.{}", self.domain)
+        self.domain.policy_host()
     }
 
     /// `_smtp._tls.<domain>`, where the TLS-RPT record is looked up.
     pub fn tlsrpt_name(&self) -> String {
-        format!("_smtp._tls.{}", self.domain)
+        self.domain.tlsrpt_name()
     }
 
     /// The mode of the usable policy, if any.
@@ -123,16 +152,6 @@ impl Verdict {
             Verdict::EnforcedRefused => "policy enforced, but some MX would be refused",
         }
     }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RecordStatus {
-    Valid,
-    Missing,
-    Multiple,
-    Invalid,
-    LookupFailed,
 }
 
 /// The `_mta-sts` TXT record stage (at `DomainReport::record_name`).
@@ -202,38 +221,214 @@ pub struct MxReport {
     pub hosts: Vec<MxHostReport>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug)]
 pub struct MxHostReport {
     /// Lower-case, without the trailing dot.
     pub name: String,
     pub preference: u16,
     /// The policy `mx` pattern that covers this host (None: not covered, or no policy).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub covered_by: Option<String>,
     pub covered: bool,
+    /// Every address the host resolved to, probed or not.
     pub addresses: Vec<IpAddr>,
-    /// One SMTP STARTTLS probe per address (shared with other domains using the same MX).
+    /// One SMTP STARTTLS probe per probed address (shared with other domains using the MX).
     pub probes: Vec<std::sync::Arc<SmtpProbe>>,
-    /// STARTTLS and the handshake succeed on every probed address (None: not probed).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub starttls: Option<bool>,
-    /// The certificate is trusted, valid for the name and in date on every probed address.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cert_valid: Option<bool>,
-    /// A sender enforcing this domain's policy would deliver to this MX: covered, STARTTLS
-    /// works and the certificate verifies, on every address (None: not probed).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub deliverable: Option<bool>,
+    /// The resolved addresses that were not probed, each with the reason.
+    pub not_probed: Vec<NotProbedAddress>,
+    /// What the probes of this host showed as a whole.
+    pub transport: HostTransport,
+    /// What a sender enforcing this domain's policy does with this MX (None: no policy).
+    pub delivery: Option<Delivery>,
 }
 
+impl MxHostReport {
+    /// A host as the MX lookup named it, before anything about it is known.
+    pub fn new(name: String, preference: u16) -> MxHostReport {
+        MxHostReport {
+            name,
+            preference,
+            covered_by: None,
+            covered: false,
+            addresses: vec![],
+            probes: vec![],
+            not_probed: vec![],
+            transport: HostTransport::NotProbed,
+            delivery: None,
+        }
+    }
+
+    /// STARTTLS and the handshake succeed on every probed address (None: unknown).
+    pub fn starttls(&self) -> Option<bool> {
+        self.transport.starttls()
+    }
+
+    /// The certificate is valid on every probed address (None: unknown).
+    pub fn cert_valid(&self) -> Option<bool> {
+        self.transport.cert_valid()
+    }
+
+    /// A sender enforcing the policy delivers to this MX (None: no policy, or unknown).
+    pub fn deliverable(&self) -> Option<bool> {
+        match self.delivery? {
+            Delivery::Deliverable => Some(true),
+            Delivery::Refused => Some(false),
+            Delivery::Unknown => None,
+        }
+    }
+}
+
+/// What probing one MX host showed as a whole. "Not probed" and "unknown" are their own states,
+/// so they can never be read as "ok".
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum TlsRptStatus {
-    Valid,
-    Missing,
-    Multiple,
-    Invalid,
+pub enum HostTransport {
+    /// SMTP probing is off (`--no-smtp`, `probe_smtp: false`): coverage only.
+    NotProbed,
+    /// The host has no address record: nobody can deliver to it.
+    NoAddress,
+    /// Every address is non-public and was not probed: nobody on the internet can deliver.
+    NoPublicAddress,
+    /// The address lookup failed: unknown.
     LookupFailed,
+    /// No probe finished by the check's deadline: unknown.
+    TimedOut,
+    /// STARTTLS with a valid certificate on every probed address.
+    Valid,
+    /// STARTTLS works on every probed address, but a certificate is not valid on one at least.
+    CertInvalid,
+    /// STARTTLS or the TLS handshake fails on one probed address at least.
+    StarttlsFailed,
+}
+
+impl HostTransport {
+    pub const ALL: &'static [HostTransport] = &[
+        HostTransport::NotProbed,
+        HostTransport::NoAddress,
+        HostTransport::NoPublicAddress,
+        HostTransport::LookupFailed,
+        HostTransport::TimedOut,
+        HostTransport::Valid,
+        HostTransport::CertInvalid,
+        HostTransport::StarttlsFailed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HostTransport::NotProbed => "not_probed",
+            HostTransport::NoAddress => "no_address",
+            HostTransport::NoPublicAddress => "no_public_address",
+            HostTransport::LookupFailed => "lookup_failed",
+            HostTransport::TimedOut => "timed_out",
+            HostTransport::Valid => "valid",
+            HostTransport::CertInvalid => "cert_invalid",
+            HostTransport::StarttlsFailed => "starttls_failed",
+        }
+    }
+
+    /// Whether STARTTLS worked on every probed address; None when that is unknown.
+    pub fn starttls(self) -> Option<bool> {
+        match self {
+            HostTransport::Valid | HostTransport::CertInvalid => Some(true),
+            HostTransport::StarttlsFailed | HostTransport::NoAddress => Some(false),
+            _ => None,
+        }
+    }
+
+    /// Whether every probed address presented a valid certificate; None when unknown.
+    pub fn cert_valid(self) -> Option<bool> {
+        match self {
+            HostTransport::Valid => Some(true),
+            HostTransport::CertInvalid
+            | HostTransport::StarttlsFailed
+            | HostTransport::NoAddress => Some(false),
+            _ => None,
+        }
+    }
+
+    /// What an enforcing sender meets here: delivers, refuses, or we cannot tell.
+    pub fn delivery(self) -> Delivery {
+        match self {
+            HostTransport::Valid => Delivery::Deliverable,
+            HostTransport::CertInvalid
+            | HostTransport::StarttlsFailed
+            | HostTransport::NoAddress
+            | HostTransport::NoPublicAddress => Delivery::Refused,
+            HostTransport::NotProbed | HostTransport::LookupFailed | HostTransport::TimedOut => {
+                Delivery::Unknown
+            }
+        }
+    }
+}
+
+/// What a sender enforcing the domain's policy does with one MX.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Delivery {
+    Deliverable,
+    Refused,
+    /// Not probed, or what the probes would show is unknown (lookup failed, deadline).
+    Unknown,
+}
+
+/// A resolved MX address that was not probed, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct NotProbedAddress {
+    pub address: IpAddr,
+    #[serde(flatten)]
+    pub reason: NotProbedReason,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+pub enum NotProbedReason {
+    /// A non-public address the exporter does not connect to (`detail` says which kind).
+    Forbidden { detail: &'static str },
+    /// Beyond `max_addresses_per_mx`.
+    OverLimit,
+    /// The check's deadline passed before this address's probe finished.
+    Abandoned,
+}
+
+/// The JSON of a host keeps the booleans of earlier releases next to `transport`.
+impl Serialize for MxHostReport {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct View<'a> {
+            name: &'a str,
+            preference: u16,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            covered_by: Option<&'a str>,
+            covered: bool,
+            addresses: &'a [IpAddr],
+            probes: &'a [std::sync::Arc<SmtpProbe>],
+            #[serde(skip_serializing_if = "<[NotProbedAddress]>::is_empty")]
+            not_probed: &'a [NotProbedAddress],
+            transport: HostTransport,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            starttls: Option<bool>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            cert_valid: Option<bool>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            deliverable: Option<bool>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            delivery: Option<Delivery>,
+        }
+        View {
+            name: &self.name,
+            preference: self.preference,
+            covered_by: self.covered_by.as_deref(),
+            covered: self.covered,
+            addresses: &self.addresses,
+            probes: &self.probes,
+            not_probed: &self.not_probed,
+            transport: self.transport,
+            starttls: self.starttls(),
+            cert_valid: self.cert_valid(),
+            deliverable: self.deliverable(),
+            delivery: self.delivery,
+        }
+        .serialize(serializer)
+    }
 }
 
 /// The `_smtp._tls` TXT record stage (RFC 8460), at `DomainReport::tlsrpt_name`.
@@ -249,7 +444,7 @@ impl DomainReport {
     /// starting point for tests and for fakes of the checker.
     pub fn skeleton(domain: &str) -> DomainReport {
         DomainReport {
-            domain: domain.to_string(),
+            domain: DomainName::from_normalized(domain),
             checked_at: 0,
             duration_seconds: 0.0,
             verdict: Verdict::NoPolicy,
@@ -313,7 +508,7 @@ impl Serialize for DomainReport {
             tlsrpt: Named<'a, TlsRptReport>,
             findings: &'a [Finding],
             #[serde(skip_serializing_if = "Option::is_none")]
-            drift: Option<&'a crate::drift::DriftStatus>,
+            drift: Option<&'a DriftStatus>,
         }
         View {
             domain: &self.domain,

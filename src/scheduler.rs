@@ -4,7 +4,6 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::future::Future;
-use std::hash::{Hash, Hasher};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -304,33 +303,8 @@ fn fetch_failed(report: &DomainReport) -> bool {
             && report.policy.status == PolicyStatus::Unavailable)
 }
 
-/// A stable fraction in [0, 1) from the domain name (FNV-1a; stable across processes and
-/// releases, unlike std's randomly seeded hasher).
+/// A stable fraction in [0, 1) from the domain name (the FNV-1a hash of its bytes: stable across
+/// processes and releases, unlike std's randomly seeded hasher or `str`'s `Hash` impl).
 pub fn phase_of(domain: &str) -> f64 {
-    let mut hasher = Fnv1a::default();
-    domain.hash(&mut hasher);
-    (hasher.finish() >> 11) as f64 / (1u64 << 53) as f64
-}
-
-/// FNV-1a, 64-bit: small, stable, well spread for short names.
-#[derive(Clone, Copy)]
-pub struct Fnv1a(u64);
-
-impl Default for Fnv1a {
-    fn default() -> Fnv1a {
-        Fnv1a(0xcbf2_9ce4_8422_2325)
-    }
-}
-
-impl Hasher for Fnv1a {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 ^= u64::from(*b);
-            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
+    (crate::shard::stable_hash(domain.as_bytes()) >> 11) as f64 / (1u64 << 53) as f64
 }

@@ -7,7 +7,8 @@ use std::sync::{Arc, RwLock};
 
 use tokio::net::TcpListener;
 
-use crate::check::{unix_now, Checker};
+use crate::check::Checker;
+use crate::clock::unix_now;
 use crate::config::{self, Config, ExpectedMode};
 use crate::drift::{write_atomically, DriftState, LoadOutcome};
 use crate::metrics::{Exposition, SelectionHandle};
@@ -386,14 +387,7 @@ async fn run_check(built: &Built, domain: &str) -> DomainReport {
     let mut report = built.checker.check(domain).await;
     if let Some(expect) = built.expectations.get(domain) {
         let extra = check_expectations(&report, expect);
-        if !extra.is_empty() {
-            report.findings.extend(extra);
-            report.findings.sort_by(|a, b| {
-                b.severity
-                    .cmp(&a.severity)
-                    .then_with(|| a.code.cmp(&b.code))
-            });
-        }
+        report.add_findings(extra);
     }
     report
 }

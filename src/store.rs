@@ -158,7 +158,7 @@ impl Store {
         self.checks[index].fetch_add(1, Ordering::Relaxed);
         self.check_duration.observe(report.duration_seconds);
         let mut map = write(&self.domains);
-        if let Some(entry) = map.get_mut(&report.domain) {
+        if let Some(entry) = map.get_mut(report.domain.as_str()) {
             entry.report = Some(Arc::new(report));
         }
     }

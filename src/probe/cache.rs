@@ -126,7 +126,7 @@ impl ProbeCache {
         self.inferred.fetch_add(1, Ordering::Relaxed);
         let now = Instant::now();
         let ago = now.saturating_duration_since(state.since).as_secs();
-        let since = crate::check::unix_now().saturating_sub(i64::try_from(ago).unwrap_or(0));
+        let since = crate::clock::unix_now().saturating_sub(i64::try_from(ago).unwrap_or(0));
         SmtpProbe {
             host: host.to_string(),
             address: target.ip(),
@@ -136,7 +136,7 @@ impl ProbeCache {
             outcome: match state.silence {
                 Silence::Connect => SmtpOutcome::ConnectTimeout,
                 Silence::Greeting => SmtpOutcome::Timeout {
-                    phase: "greeting".into(),
+                    phase: crate::probe::smtp::SmtpPhase::Greeting,
                 },
             },
             duration_seconds: 0.0,

@@ -144,6 +144,9 @@ pub enum LookupFailure {
     ServFail,
     /// The server answered REFUSED.
     Refused,
+    /// The CNAME chain loops or is longer than resolvers follow; recursive resolvers answer
+    /// SERVFAIL for it, so senders cannot look the name up either.
+    CnameLoop,
     /// Anything else: another response code, a socket error, a malformed name or answer.
     Other(String),
 }
@@ -155,6 +158,7 @@ impl LookupFailure {
             LookupFailure::Timeout => "timeout",
             LookupFailure::ServFail => "servfail",
             LookupFailure::Refused => "refused",
+            LookupFailure::CnameLoop => "cname_loop",
             LookupFailure::Other(_) => "other",
         }
     }
@@ -177,6 +181,9 @@ impl fmt::Display for LookupFailure {
             LookupFailure::Timeout => f.write_str("timed out"),
             LookupFailure::ServFail => f.write_str("SERVFAIL"),
             LookupFailure::Refused => f.write_str("REFUSED"),
+            LookupFailure::CnameLoop => {
+                f.write_str("the CNAME chain loops or is too long to follow")
+            }
             LookupFailure::Other(reason) => f.write_str(reason),
         }
     }
@@ -296,9 +303,12 @@ impl Dns {
         };
         let lookup = match self.resolver.lookup(name.clone(), RecordType::TXT).await {
             Ok(lookup) => lookup,
-            Err(error) => return classify(&error),
+            Err(error) => return self.absent_or_loop(&name, &error, true).await,
         };
-        let (chain, owner) = follow_cnames(&name, lookup.answers());
+        let (chain, owner) = match follow_cnames(&name, lookup.answers()) {
+            Ok(followed) => followed,
+            Err(failure) => return Lookup::Failed(failure),
+        };
         let records: Vec<String> = records_at(lookup.answers(), &owner)
             .filter_map(|data| match data {
                 RData::TXT(txt) => Some(join_character_strings(txt)),
@@ -323,9 +333,12 @@ impl Dns {
         };
         let lookup = match self.resolver.lookup(name.clone(), RecordType::MX).await {
             Ok(lookup) => lookup,
-            Err(error) => return classify(&error),
+            Err(error) => return self.absent_or_loop(&name, &error, true).await,
         };
-        let (_, owner) = follow_cnames(&name, lookup.answers());
+        let owner = match follow_cnames(&name, lookup.answers()) {
+            Ok((_, owner)) => owner,
+            Err(failure) => return Lookup::Failed(failure),
+        };
         let mut hosts = Vec::new();
         let mut null_mx = false;
         let exchanges = records_at(lookup.answers(), &owner)
@@ -374,7 +387,25 @@ impl Dns {
             self.family(&name, RecordType::A, families.ipv4),
             self.family(&name, RecordType::AAAA, families.ipv6),
         );
-        combine_families([v4, v6].into_iter().flatten())
+        match combine_families([v4, v6].into_iter().flatten()) {
+            // No address in any family: once per host (not per family), make sure the name is
+            // not an alias of itself, which leaves no other trace.
+            Lookup::NoData if self.is_alias(&name).await => {
+                Lookup::Failed(LookupFailure::CnameLoop)
+            }
+            other => other,
+        }
+    }
+
+    /// Whether `name` holds a CNAME record (asked directly, so nothing is followed).
+    async fn is_alias(&self, name: &Name) -> bool {
+        match self.resolver.lookup(name.clone(), RecordType::CNAME).await {
+            Ok(lookup) => lookup
+                .answers()
+                .iter()
+                .any(|r| r.name == *name && matches!(r.data, RData::CNAME(_))),
+            Err(_) => false,
+        }
     }
 
     async fn family(
@@ -388,9 +419,12 @@ impl Dns {
         }
         let lookup = match self.resolver.lookup(name.clone(), record_type).await {
             Ok(lookup) => lookup,
-            Err(error) => return Some(classify(&error)),
+            Err(error) => return Some(self.absent_or_loop(name, &error, false).await),
         };
-        let (_, owner) = follow_cnames(name, lookup.answers());
+        let owner = match follow_cnames(name, lookup.answers()) {
+            Ok((_, owner)) => owner,
+            Err(failure) => return Some(Lookup::Failed(failure)),
+        };
         let mut addresses: Vec<IpAddr> = records_at(lookup.answers(), &owner)
             .filter_map(|data| match data {
                 RData::A(A(v4)) if record_type == RecordType::A => Some(IpAddr::V4(*v4)),
@@ -405,6 +439,37 @@ impl Dns {
         } else {
             Lookup::Found(addresses)
         })
+    }
+}
+
+impl Dns {
+    /// [`classify`], except that an empty answer reached through CNAMEs whose last name is
+    /// itself still an alias is a loop (or a chain too long to follow), not absence: the
+    /// resolver gave up following it, as senders' resolvers do (they answer SERVFAIL).
+    ///
+    /// A name that is its own alias leaves no trace but the name itself, so for it an empty
+    /// answer costs one more (CNAME) query; `self_alias` asks for that check, made for TXT and
+    /// MX lookups (empty answers are rare there) but not for addresses (every IPv4-only host
+    /// answers AAAA empty).
+    async fn absent_or_loop<T>(
+        &self,
+        asked: &Name,
+        error: &NetError,
+        self_alias: bool,
+    ) -> Lookup<T> {
+        let outcome = classify(error);
+        let NetError::Dns(DnsError::NoRecordsFound(no_records)) = error else {
+            return outcome;
+        };
+        let last = no_records.query.name();
+        if !matches!(outcome, Lookup::NoData) || (last == asked && !self_alias) {
+            return outcome;
+        }
+        if self.is_alias(last).await {
+            Lookup::Failed(LookupFailure::CnameLoop)
+        } else {
+            outcome
+        }
     }
 }
 
@@ -468,24 +533,28 @@ fn query_name(input: &str) -> Result<Name, LookupFailure> {
 }
 
 /// Follows CNAME records in `answers` starting at `query`: returns the targets in order and the
-/// name that should own the final records. Stops at a loop or after [`MAX_CNAME_CHAIN`] hops.
-fn follow_cnames(query: &Name, answers: &[Record]) -> (Vec<Name>, Name) {
+/// name that should own the final records, or `CnameLoop` when the chain comes back on itself
+/// or goes on past [`MAX_CNAME_CHAIN`] hops (recursive resolvers answer SERVFAIL for both).
+fn follow_cnames(query: &Name, answers: &[Record]) -> Result<(Vec<Name>, Name), LookupFailure> {
     let mut owner = query.clone();
     let mut chain: Vec<Name> = Vec::new();
-    while chain.len() < MAX_CNAME_CHAIN {
+    loop {
         let next = answers.iter().find_map(|record| match &record.data {
             RData::CNAME(CNAME(target)) if record.name == owner => Some(target),
             _ => None,
         });
         match next {
-            Some(target) if target != query && !chain.contains(target) => {
+            None => return Ok((chain, owner)),
+            Some(target) if target == query || chain.contains(target) => {
+                return Err(LookupFailure::CnameLoop)
+            }
+            Some(_) if chain.len() >= MAX_CNAME_CHAIN => return Err(LookupFailure::CnameLoop),
+            Some(target) => {
                 chain.push(target.clone());
                 owner = target.clone();
             }
-            _ => break,
         }
     }
-    (chain, owner)
 }
 
 /// The data of the answer records owned by `owner`.

@@ -65,9 +65,9 @@ impl Observed {
     pub fn of(outcome: &SmtpOutcome) -> Observed {
         match outcome {
             SmtpOutcome::ConnectTimeout => Observed::Silent(Silence::Connect),
-            SmtpOutcome::Timeout { phase } if phase == "greeting" => {
-                Observed::Silent(Silence::Greeting)
-            }
+            SmtpOutcome::Timeout {
+                phase: crate::probe::smtp::SmtpPhase::Greeting,
+            } => Observed::Silent(Silence::Greeting),
             _ => Observed::Answered,
         }
     }
@@ -305,12 +305,12 @@ mod tests {
             Observed::Silent(Silence::Connect)
         );
         let greeting = SmtpOutcome::Timeout {
-            phase: "greeting".into(),
+            phase: crate::probe::smtp::SmtpPhase::Greeting,
         };
         assert_eq!(Observed::of(&greeting), Observed::Silent(Silence::Greeting));
         // It greeted, so it answers: a slow EHLO is not a dead address.
         let ehlo = SmtpOutcome::Timeout {
-            phase: "ehlo".into(),
+            phase: crate::probe::smtp::SmtpPhase::Ehlo,
         };
         assert_eq!(Observed::of(&ehlo), Observed::Answered);
         assert_eq!(

@@ -13,7 +13,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
-use hyper::header::{HeaderMap, HeaderName, CONNECTION, CONTENT_TYPE, HOST, LOCATION, USER_AGENT};
+use hyper::header::{
+    HeaderMap, HeaderName, ACCEPT_ENCODING, CONNECTION, CONTENT_ENCODING, CONTENT_TYPE, HOST,
+    LOCATION, USER_AGENT,
+};
 use hyper::Request;
 use hyper_util::rt::TokioIo;
 use serde::Serialize;
@@ -22,7 +25,6 @@ use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 use tokio::time::{timeout, timeout_at, Instant};
 
-use crate::finding::{Code, Finding};
 use crate::probe::target::AddressPolicy;
 use crate::probe::tls::{TlsClient, TlsFailureKind, TlsObservation};
 
@@ -89,6 +91,10 @@ pub struct PolicyFetch {
     pub location: Option<String>,
     /// Content-Type header as sent (cut to 512 characters).
     pub content_type: Option<String>,
+    /// Content-Encoding header as sent (cut to 512 characters), when there was one. We ask for
+    /// `identity`; a gzip-encoded body is decoded (within the same size cap) and reported.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content_encoding: Option<String>,
     /// Only when the status is 200 and the body fit within the cap.
     #[serde(skip)]
     pub body: Option<Vec<u8>>,
@@ -128,9 +134,9 @@ pub enum FetchOutcome {
     HttpStatus,
     /// The body exceeds the cap; reading stopped there.
     TooLarge,
-    /// The total deadline passed during `phase`: "tls", "headers" or "body".
+    /// The total deadline passed during `phase`.
     Timeout {
-        phase: String,
+        phase: FetchPhase,
     },
     /// Malformed response, too many or too large headers, bad chunking, connection closed early.
     HttpError {
@@ -138,105 +144,38 @@ pub enum FetchOutcome {
     },
 }
 
-impl PolicyFetch {
-    /// The fetch-stage findings. Certificate findings are made elsewhere from `tls`; an empty
-    /// address list is reported by the caller, who knows what DNS said.
-    pub fn findings(&self) -> Vec<Finding> {
-        let finding = |code: Code, message: String| {
-            let finding = Finding::new(code, message).with_host(self.host.as_str());
-            match self.address {
-                Some(address) => finding.with_address(address),
-                None => finding,
-            }
-        };
-        let at = self.address_text();
-        let finding = match &self.outcome {
-            FetchOutcome::Fetched => {
-                if self.content_type_ok() {
-                    return Vec::new();
-                }
-                let message = match &self.content_type {
-                    Some(value) => format!(
-                        "policy served as Content-Type {value:?}; RFC 8461 §3.2 requires text/plain"
-                    ),
-                    None => "policy served without a Content-Type; RFC 8461 §3.2 requires \
-                             text/plain"
-                        .to_string(),
-                };
-                finding(Code::PolicyContentType, message)
-            }
-            FetchOutcome::NoAddress => return Vec::new(),
-            FetchOutcome::AddressForbidden { reason } => finding(
-                Code::TargetAddressForbidden,
-                format!(
-                    "policy host {} has no address we may connect to: {reason}",
-                    self.host
-                ),
-            ),
-            FetchOutcome::ConnectRefused => finding(
-                Code::PolicyConnectRefused,
-                format!("{}: connection to {at} refused", self.url),
-            ),
-            FetchOutcome::ConnectTimeout => finding(
-                Code::PolicyConnectTimeout,
-                format!(
-                    "{}: no TCP connection to {at} within the connect timeout",
-                    self.url
-                ),
-            ),
-            FetchOutcome::ConnectFailed { detail } => finding(
-                Code::PolicyConnectFailed,
-                format!("{}: cannot connect to {at}: {detail}", self.url),
-            ),
-            FetchOutcome::Tls { failure, detail } => finding(
-                Code::PolicyTlsFailed,
-                format!(
-                    "TLS handshake with {} at {at} failed: {}: {detail}",
-                    self.host,
-                    describe_tls_failure(*failure)
-                ),
-            ),
-            FetchOutcome::Redirect => finding(
-                Code::PolicyRedirect,
-                format!(
-                    "HTTP {} redirect to {}; RFC 8461 §3.3: redirects MUST NOT be followed",
-                    self.status_text(),
-                    self.location.as_deref().unwrap_or("(no Location header)")
-                ),
-            ),
-            FetchOutcome::HttpStatus => finding(
-                Code::PolicyHttpStatus,
-                format!(
-                    "{} answered HTTP {}; RFC 8461 §3.3: a policy is only valid with 200 (OK)",
-                    self.url,
-                    self.status_text()
-                ),
-            ),
-            FetchOutcome::TooLarge => finding(
-                Code::PolicyTooLarge,
-                format!(
-                    "policy body exceeds the size limit: stopped reading after {} bytes \
-                     (RFC 8461 §3.3 suggests at most 64 KiB)",
-                    self.body_bytes
-                ),
-            ),
-            FetchOutcome::Timeout { phase } => finding(
-                Code::PolicyTimeout,
-                format!(
-                    "{}: {} not complete when the fetch deadline passed after {:.1} s",
-                    self.url,
-                    describe_phase(phase),
-                    self.duration_seconds
-                ),
-            ),
-            FetchOutcome::HttpError { detail } => finding(
-                Code::PolicyHttpError,
-                format!("{}: malformed HTTP response: {detail}", self.url),
-            ),
-        };
-        vec![finding]
+/// The part of the fetch that was under way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FetchPhase {
+    Tls,
+    Headers,
+    Body,
+}
+
+impl FetchPhase {
+    pub const ALL: &'static [FetchPhase] =
+        &[FetchPhase::Tls, FetchPhase::Headers, FetchPhase::Body];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FetchPhase::Tls => "tls",
+            FetchPhase::Headers => "headers",
+            FetchPhase::Body => "body",
+        }
     }
 
+    /// For people.
+    pub fn describe(self) -> &'static str {
+        match self {
+            FetchPhase::Tls => "TLS handshake",
+            FetchPhase::Headers => "response headers",
+            FetchPhase::Body => "response body",
+        }
+    }
+}
+
+impl PolicyFetch {
     /// The body a sender could use: status 200 and within the cap. The content type is reported
     /// (see [`PolicyFetch::content_type_ok`]) but does not block parsing.
     pub fn usable_body(&self) -> Option<&[u8]> {
@@ -253,14 +192,16 @@ impl PolicyFetch {
             .is_some_and(|value| media_type(value).eq_ignore_ascii_case("text/plain"))
     }
 
-    fn address_text(&self) -> String {
+    /// The address as text, "(no address)" when none was tried.
+    pub fn address_text(&self) -> String {
         match self.address {
             Some(address) => address.to_string(),
             None => "(no address)".to_string(),
         }
     }
 
-    fn status_text(&self) -> String {
+    /// The status as text, "(no status)" when none was received.
+    pub fn status_text(&self) -> String {
         match self.status {
             Some(status) => status.to_string(),
             None => "(no status)".to_string(),
@@ -280,7 +221,7 @@ pub async fn fetch_policy_at(
     settings: &FetchSettings,
 ) -> PolicyFetch {
     let started = Instant::now();
-    let deadline = crate::check::deadline_after(settings.total_timeout);
+    let deadline = crate::clock::deadline_after(settings.total_timeout);
     let host = format!("mta-sts.{}", domain.trim_end_matches('.'));
     let authority = if settings.port == 443 {
         host.clone()
@@ -294,6 +235,7 @@ pub async fn fetch_policy_at(
         status: None,
         location: None,
         content_type: None,
+        content_encoding: None,
         body: None,
         body_bytes: 0,
         tls: None,
@@ -329,7 +271,7 @@ async fn run(
             fetch.tls = saw_certificate(failure.observation);
             return match failure.kind {
                 // The handshake's only deadline is what is left of ours.
-                TlsFailureKind::Timeout => timed_out("tls"),
+                TlsFailureKind::Timeout => timed_out(FetchPhase::Tls),
                 kind => FetchOutcome::Tls {
                     failure: kind,
                     detail: failure.detail,
@@ -364,6 +306,8 @@ async fn run(
     let request = match Request::get(POLICY_PATH)
         .header(HOST, authority)
         .header(USER_AGENT, POLICY_USER_AGENT)
+        // Not every sender's HTTP client decodes a compressed policy: ask for it plain.
+        .header(ACCEPT_ENCODING, "identity")
         .header(CONNECTION, "close")
         .body(Empty::<Bytes>::new())
     {
@@ -375,7 +319,7 @@ async fn run(
         }
     };
     let response = match timeout_at(deadline, sender.send_request(request)).await {
-        Err(_) => return timed_out("headers"),
+        Err(_) => return timed_out(FetchPhase::Headers),
         Ok(Err(e)) => {
             return FetchOutcome::HttpError {
                 detail: head_error(&e),
@@ -387,6 +331,8 @@ async fn run(
     let status = response.status().as_u16();
     fetch.status = Some(status);
     fetch.content_type = header_text(response.headers(), CONTENT_TYPE);
+    fetch.content_encoding = header_text(response.headers(), CONTENT_ENCODING)
+        .filter(|coding| !coding.trim().eq_ignore_ascii_case("identity"));
     if (300..400).contains(&status) {
         fetch.location = header_text(response.headers(), LOCATION);
         return FetchOutcome::Redirect;
@@ -418,12 +364,45 @@ async fn run(
     .await;
     fetch.body_bytes = received;
     match read {
-        Err(_) => timed_out("body"),
+        Err(_) => timed_out(FetchPhase::Body),
         Ok(Err(outcome)) => outcome,
-        Ok(Ok(())) => {
-            fetch.body = Some(buffer);
-            FetchOutcome::Fetched
-        }
+        Ok(Ok(())) => match decode(fetch.content_encoding.as_deref(), buffer, max_body) {
+            Ok(body) => {
+                fetch.body = Some(body);
+                FetchOutcome::Fetched
+            }
+            Err(outcome) => outcome,
+        },
+    }
+}
+
+/// The body as a sender whose HTTP client decodes gzip reads it: `body` itself without a
+/// content coding; decoded for gzip, at most `max_body` bytes of output (a bomb ends as
+/// `TooLarge`); an error for any other coding.
+fn decode(coding: Option<&str>, body: Vec<u8>, max_body: usize) -> Result<Vec<u8>, FetchOutcome> {
+    let Some(coding) = coding else {
+        return Ok(body);
+    };
+    let coding = coding.trim();
+    if !(coding.eq_ignore_ascii_case("gzip") || coding.eq_ignore_ascii_case("x-gzip")) {
+        return Err(FetchOutcome::HttpError {
+            detail: format!(
+                "the policy was sent with Content-Encoding {coding:?} although the request asked \
+                 for identity; it cannot be decoded"
+            ),
+        });
+    }
+    let mut decoded = Vec::new();
+    let limit = u64::try_from(max_body)
+        .unwrap_or(u64::MAX)
+        .saturating_add(1);
+    let mut reader = io::Read::take(flate2::read::GzDecoder::new(body.as_slice()), limit);
+    match io::Read::read_to_end(&mut reader, &mut decoded) {
+        Ok(_) if decoded.len() > max_body => Err(FetchOutcome::TooLarge),
+        Ok(_) => Ok(decoded),
+        Err(e) => Err(FetchOutcome::HttpError {
+            detail: format!("the gzip-encoded policy cannot be decoded: {e}"),
+        }),
     }
 }
 
@@ -488,10 +467,8 @@ fn head_error(error: &hyper::Error) -> String {
     }
 }
 
-fn timed_out(phase: &str) -> FetchOutcome {
-    FetchOutcome::Timeout {
-        phase: phase.to_string(),
-    }
+fn timed_out(phase: FetchPhase) -> FetchOutcome {
+    FetchOutcome::Timeout { phase }
 }
 
 /// Keeps a failed handshake's observation only if it got as far as a certificate.
@@ -524,24 +501,6 @@ fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
         source = cause.source();
     }
     text
-}
-
-fn describe_tls_failure(kind: TlsFailureKind) -> &'static str {
-    match kind {
-        TlsFailureKind::Timeout => "the handshake did not finish in time",
-        TlsFailureKind::VersionTooOld => "the server only offers TLS versions below 1.2",
-        TlsFailureKind::NoCommonVersion => "no TLS version or cipher suite in common",
-        TlsFailureKind::HandshakeFailed => "handshake failed",
-    }
-}
-
-fn describe_phase(phase: &str) -> &str {
-    match phase {
-        "tls" => "TLS handshake",
-        "headers" => "response headers",
-        "body" => "response body",
-        other => other,
-    }
 }
 
 /// Aborts the task when dropped.
@@ -613,6 +572,8 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for CappedReads<IO> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::finding::Code;
+    use crate::stage::transport::fetch_findings;
 
     fn fetch(outcome: FetchOutcome) -> PolicyFetch {
         PolicyFetch {
@@ -622,6 +583,7 @@ mod tests {
             status: Some(200),
             location: None,
             content_type: Some("text/plain".into()),
+            content_encoding: None,
             body: Some(b"version: STSv1\n".to_vec()),
             body_bytes: 15,
             tls: None,
@@ -653,7 +615,7 @@ mod tests {
     #[test]
     fn good_fetch_has_no_findings_and_a_usable_body() {
         let f = fetch(FetchOutcome::Fetched);
-        assert!(f.findings().is_empty());
+        assert!(fetch_findings(&f).is_empty());
         assert_eq!(f.usable_body(), Some(&b"version: STSv1\n"[..]));
     }
 
@@ -661,14 +623,16 @@ mod tests {
     fn wrong_content_type_is_a_finding_but_the_body_is_usable() {
         let mut f = fetch(FetchOutcome::Fetched);
         f.content_type = Some("text/html; charset=utf-8".into());
-        let findings = f.findings();
+        let findings = fetch_findings(&f);
         assert_eq!(findings.len(), 1);
         assert_eq!(findings[0].code, Code::PolicyContentType);
         assert!(findings[0].message.contains("text/html"));
         assert_eq!(findings[0].host.as_deref(), Some("mta-sts.example.com"));
         assert!(f.usable_body().is_some());
         f.content_type = None;
-        assert!(f.findings()[0].message.contains("without a Content-Type"));
+        assert!(fetch_findings(&f)[0]
+            .message
+            .contains("without a Content-Type"));
     }
 
     #[test]
@@ -707,7 +671,7 @@ mod tests {
             (FetchOutcome::TooLarge, Some(Code::PolicyTooLarge)),
             (
                 FetchOutcome::Timeout {
-                    phase: "body".into(),
+                    phase: FetchPhase::Body,
                 },
                 Some(Code::PolicyTimeout),
             ),
@@ -720,7 +684,7 @@ mod tests {
         ];
         for (outcome, code) in cases {
             let f = fetch(outcome.clone());
-            let codes: Vec<Code> = f.findings().iter().map(|f| f.code).collect();
+            let codes: Vec<Code> = fetch_findings(&f).iter().map(|f| f.code).collect();
             assert_eq!(codes, code.into_iter().collect::<Vec<_>>(), "{outcome:?}");
             if !matches!(outcome, FetchOutcome::Fetched) {
                 assert_eq!(f.usable_body(), None, "{outcome:?}");
@@ -733,7 +697,7 @@ mod tests {
         let mut f = fetch(FetchOutcome::Redirect);
         f.status = Some(301);
         f.location = Some("https://elsewhere.example/policy".into());
-        let findings = f.findings();
+        let findings = fetch_findings(&f);
         assert_eq!(
             findings[0].message,
             "HTTP 301 redirect to https://elsewhere.example/policy; RFC 8461 §3.3: redirects \
@@ -748,7 +712,7 @@ mod tests {
             failure: TlsFailureKind::NoCommonVersion,
             detail: "peer is incompatible".into(),
         });
-        let message = &f.findings()[0].message;
+        let message = &fetch_findings(&f)[0].message;
         assert!(message.contains("no TLS version or cipher suite in common"));
         assert!(message.contains("peer is incompatible"));
     }
@@ -764,7 +728,7 @@ mod tests {
     #[test]
     fn outcome_serializes_with_kind_tag() {
         let json = serde_json::to_value(FetchOutcome::Timeout {
-            phase: "body".into(),
+            phase: FetchPhase::Body,
         })
         .unwrap();
         assert_eq!(

@@ -12,7 +12,6 @@ use tokio::io::{
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
-use crate::finding::{Code, Finding};
 use crate::probe::tls::{TlsClient, TlsFailureKind, TlsObservation};
 
 /// How to talk to an MX. RFC 5321 §4.5.3.2 allows a server minutes per reply; a monitor that
@@ -100,9 +99,9 @@ pub enum SmtpOutcome {
     ConnectFailed {
         detail: String,
     },
-    /// No complete reply before the deadline; `phase` is "greeting", "ehlo" or "starttls".
+    /// No complete reply before the deadline.
     Timeout {
-        phase: String,
+        phase: SmtpPhase,
     },
     /// A 4xx or 5xx greeting (421 busy, 554 no service).
     GreetingRejected {
@@ -129,111 +128,46 @@ pub enum SmtpOutcome {
 }
 
 impl SmtpProbe {
-    /// Transport findings for this address. Certificate findings are not made here: they come
-    /// from `tls`, wherever the certificate is judged against the policy.
-    pub fn findings(&self) -> Vec<Finding> {
-        let at = format!("{} ({})", self.host, self.address);
-        if let Some(inference) = &self.inferred {
-            let silence = match &self.outcome {
-                SmtpOutcome::ConnectTimeout => "connecting",
-                _ => "waiting for the greeting",
-            };
-            let message = format!(
-                "{at} was not probed now: the last {} probes of this address (by any MX name, \
-                 within {}) timed out {silence}, so it is taken for unresponsive since {}; one \
-                 probe at a time re-tests it. The outcome is inferred, not observed",
-                inference.from_probes,
-                crate::duration::format_duration(
-                    Duration::try_from_secs_f64(inference.within_seconds.round())
-                        .unwrap_or_default()
-                ),
-                crate::duration::format_unix_time(inference.since)
-            );
-            return vec![Finding::new(Code::MxUnresponsiveInferred, message)
-                .with_host(self.host.clone())
-                .with_address(self.address)];
-        }
-        let (code, message) = match &self.outcome {
-            SmtpOutcome::Ok => return Vec::new(),
-            SmtpOutcome::ConnectRefused => (
-                Code::MxConnectRefused,
-                format!("{at} refused the SMTP connection"),
-            ),
-            SmtpOutcome::ConnectTimeout => (
-                Code::MxConnectTimeout,
-                format!(
-                    "connecting to {at} timed out after {:.1} s",
-                    self.duration_seconds
-                ),
-            ),
-            SmtpOutcome::ConnectFailed { detail } => (
-                Code::MxConnectFailed,
-                format!("cannot connect to {at}: {detail}"),
-            ),
-            SmtpOutcome::Timeout { phase } => (
-                Code::SmtpTimeout,
-                format!(
-                    "{at} did not complete its SMTP {phase} reply in time ({:.1} s into the dialog)",
-                    self.duration_seconds
-                ),
-            ),
-            SmtpOutcome::GreetingRejected { code, text } => (
-                Code::SmtpGreetingRejected,
-                format!("{at} rejected the connection with greeting {code} {text}"),
-            ),
-            SmtpOutcome::ProtocolError { detail } => (
-                Code::SmtpProtocolError,
-                format!("{at} broke the SMTP protocol: {detail}"),
-            ),
-            SmtpOutcome::StarttlsNotOffered => (
-                Code::StarttlsNotOffered,
-                format!("{at} does not list STARTTLS in its EHLO reply"),
-            ),
-            SmtpOutcome::StarttlsRefused { code, text } => (
-                Code::StarttlsRefused,
-                format!("{at} answered STARTTLS with {code} {text}"),
-            ),
-            SmtpOutcome::StarttlsInjection => (
-                Code::StarttlsInjection,
-                format!(
-                    "{at} sent plaintext after its 220 reply to STARTTLS, before the TLS \
-                     handshake (STARTTLS injection); the handshake was not attempted"
-                ),
-            ),
-            SmtpOutcome::Tls { failure, detail } => match failure {
-                TlsFailureKind::VersionTooOld => (
-                    Code::TlsVersionTooOld,
-                    format!(
-                        "{at} offers only TLS versions below 1.2 after STARTTLS \
-                         (RFC 8461 requires 1.2 or later): {detail}"
-                    ),
-                ),
-                TlsFailureKind::NoCommonVersion => (
-                    Code::TlsNoCommonVersion,
-                    format!(
-                        "no TLS version or cipher suite in common with {at} after STARTTLS; \
-                         rustls speaks only TLS 1.2 with ECDHE and AEAD ciphers, and TLS 1.3: \
-                         {detail}"
-                    ),
-                ),
-                TlsFailureKind::Timeout => (
-                    Code::TlsHandshakeFailed,
-                    format!("TLS handshake with {at} timed out after STARTTLS: {detail}"),
-                ),
-                TlsFailureKind::HandshakeFailed => (
-                    Code::TlsHandshakeFailed,
-                    format!("TLS handshake with {at} failed after STARTTLS: {detail}"),
-                ),
-            },
-        };
-        vec![Finding::new(code, message)
-            .with_host(self.host.clone())
-            .with_address(self.address)]
-    }
-
     /// STARTTLS and the handshake completed (whatever the certificate).
     pub fn starttls_ok(&self) -> bool {
         self.outcome == SmtpOutcome::Ok
+    }
+}
+
+/// The step of the SMTP dialog that was waited for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SmtpPhase {
+    Greeting,
+    Ehlo,
+    Starttls,
+}
+
+impl SmtpPhase {
+    pub const ALL: &'static [SmtpPhase] =
+        &[SmtpPhase::Greeting, SmtpPhase::Ehlo, SmtpPhase::Starttls];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SmtpPhase::Greeting => "greeting",
+            SmtpPhase::Ehlo => "ehlo",
+            SmtpPhase::Starttls => "starttls",
+        }
+    }
+
+    /// What was being read in this phase, for people.
+    pub fn reply_name(self) -> &'static str {
+        match self {
+            SmtpPhase::Greeting => "greeting",
+            SmtpPhase::Ehlo => "EHLO reply",
+            SmtpPhase::Starttls => "STARTTLS reply",
+        }
+    }
+}
+
+impl fmt::Display for SmtpPhase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -416,8 +350,8 @@ async fn dialog(
     };
 
     let greeting = match timeout(settings.greeting_timeout, session.read()).await {
-        Err(_) => return timed_out("greeting"),
-        Ok(Err(e)) => return session.protocol_error("greeting", &e),
+        Err(_) => return timed_out(SmtpPhase::Greeting),
+        Ok(Err(e)) => return session.protocol_error(SmtpPhase::Greeting, &e),
         Ok(Ok(reply)) => reply,
     };
     let first = greeting.lines.first().map(String::as_str).unwrap_or("");
@@ -445,7 +379,10 @@ async fn dialog(
     }
 
     let name = ehlo_name(&settings.ehlo_name);
-    let ehlo = match session.command(&format!("EHLO {name}"), "ehlo").await {
+    let ehlo = match session
+        .command(&format!("EHLO {name}"), SmtpPhase::Ehlo)
+        .await
+    {
         Ok(reply) => reply,
         Err(outcome) => return outcome,
     };
@@ -471,7 +408,7 @@ async fn dialog(
         return SmtpOutcome::StarttlsNotOffered;
     }
 
-    let reply = match session.command("STARTTLS", "starttls").await {
+    let reply = match session.command("STARTTLS", SmtpPhase::Starttls).await {
         Ok(reply) => reply,
         Err(outcome) => return outcome,
     };
@@ -527,7 +464,7 @@ impl Session<'_> {
     }
 
     /// Sends `command` and reads its whole reply under the command deadline.
-    async fn command(&mut self, command: &str, phase: &str) -> Result<Reply, SmtpOutcome> {
+    async fn command(&mut self, command: &str, phase: SmtpPhase) -> Result<Reply, SmtpOutcome> {
         let deadline = self.settings.command_timeout;
         let exchange = async {
             let line = format!("{command}\r\n");
@@ -544,7 +481,7 @@ impl Session<'_> {
         }
     }
 
-    fn protocol_error(&self, phase: &str, error: &ReplyError) -> SmtpOutcome {
+    fn protocol_error(&self, phase: SmtpPhase, error: &ReplyError) -> SmtpOutcome {
         let what = match error {
             ReplyError::TooLong => format!(
                 "a reply line is longer than {} bytes",
@@ -556,13 +493,8 @@ impl Session<'_> {
             ),
             other => other.to_string(),
         };
-        let phase = match phase {
-            "greeting" => "greeting",
-            "ehlo" => "EHLO reply",
-            _ => "STARTTLS reply",
-        };
         SmtpOutcome::ProtocolError {
-            detail: format!("{phase}: {what}"),
+            detail: format!("{}: {what}", phase.reply_name()),
         }
     }
 
@@ -602,10 +534,8 @@ fn connect_error(error: &std::io::Error) -> SmtpOutcome {
     }
 }
 
-fn timed_out(phase: &str) -> SmtpOutcome {
-    SmtpOutcome::Timeout {
-        phase: phase.to_string(),
-    }
+fn timed_out(phase: SmtpPhase) -> SmtpOutcome {
+    SmtpOutcome::Timeout { phase }
 }
 
 /// The configured EHLO name, or "localhost" if it could smuggle a second command.
@@ -636,6 +566,8 @@ fn quote(line: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::finding::Code;
+    use crate::stage::transport::smtp_findings;
     use proptest::prelude::*;
 
     fn read(input: &[u8], max_line: usize, max_lines: usize) -> Result<Reply, ReplyError> {
@@ -784,10 +716,10 @@ mod tests {
                 since: 1_798_761_600,
             }),
             ..probe_with(SmtpOutcome::Timeout {
-                phase: "greeting".into(),
+                phase: SmtpPhase::Greeting,
             })
         };
-        let findings = probe.findings();
+        let findings = smtp_findings(&probe);
         assert_eq!(findings.len(), 1);
         let f = &findings[0];
         assert_eq!(f.code, Code::MxUnresponsiveInferred);
@@ -806,7 +738,7 @@ mod tests {
             outcome: SmtpOutcome::ConnectTimeout,
             ..probe.clone()
         };
-        assert!(connect.findings()[0]
+        assert!(smtp_findings(&connect)[0]
             .message
             .contains("timed out connecting"));
         // Serialized with the report, so JSON readers see it too.
@@ -837,7 +769,7 @@ mod tests {
             ),
             (
                 SmtpOutcome::Timeout {
-                    phase: "ehlo".into(),
+                    phase: SmtpPhase::Ehlo,
                 },
                 Code::SmtpTimeout,
                 "ehlo",
@@ -899,7 +831,7 @@ mod tests {
         for (outcome, code, needle) in cases {
             let probe = probe_with(outcome.clone());
             assert!(!probe.starttls_ok());
-            let findings = probe.findings();
+            let findings = smtp_findings(&probe);
             assert_eq!(findings.len(), 1, "{outcome:?}");
             let finding = &findings[0];
             assert_eq!(finding.code, code, "{outcome:?}");
@@ -919,7 +851,7 @@ mod tests {
         }
         let ok = probe_with(SmtpOutcome::Ok);
         assert!(ok.starttls_ok());
-        assert!(ok.findings().is_empty());
+        assert!(smtp_findings(&ok).is_empty());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Describes a certificate chain and judges it the way an RFC 8461 sender would, one property
 //! at a time, so that an expired certificate does not hide an untrusted issuer or a wrong name.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,6 +14,9 @@ use rustls::{CertificateError, RootCertStore};
 use serde::{Deserialize, Serialize};
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 use x509_parser::public_key::PublicKey;
+
+use crate::clock::format_date;
+use crate::finding::{Code, Finding};
 
 /// What the leaf certificate says about itself.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -153,11 +157,16 @@ impl CertVerdict {
     /// Every fault that holds, in the order a sender checks them.
     pub fn faults(&self) -> Vec<CertFault> {
         let mut faults = Vec::new();
-        if let Some(time) = self.time_fault() {
+        let time = self.time_fault();
+        if let Some(time) = time {
             faults.push(time);
         }
-        if let Some(trust) = self.trust_error {
-            faults.push(trust);
+        match self.trust_error {
+            // The leaf is out of date: a chain certificate's dates are the same fault seen
+            // again (one certificate, one fault), not a second one.
+            Some(CertFault::Expired | CertFault::NotYetValid) if time.is_some() => {}
+            Some(trust) => faults.push(trust),
+            None => {}
         }
         if !self.name_matches {
             faults.push(CertFault::NameMismatch);
@@ -165,7 +174,8 @@ impl CertVerdict {
         faults
     }
 
-    fn time_fault(&self) -> Option<CertFault> {
+    /// The leaf's own time fault, if its dates do not cover the instant it was judged at.
+    pub fn time_fault(&self) -> Option<CertFault> {
         match self.first_error {
             Some(f @ (CertFault::Expired | CertFault::NotYetValid)) if !self.time_valid => Some(f),
             _ if !self.time_valid => Some(CertFault::Expired),
@@ -182,6 +192,153 @@ impl CertVerdict {
             trust_error: Some(CertFault::BadEncoding),
             detail: Some(detail),
         }
+    }
+}
+
+/// An instant inside the leaf's validity at which every presented certificate is valid, if
+/// there is one (the middle of the overlap), else the middle of the leaf's validity.
+fn trust_instant(leaf: &CertInfo, chain: &[CertificateDer<'_>]) -> i64 {
+    let mut from = leaf.not_before;
+    let mut until = leaf.not_after;
+    for der in chain.iter().skip(1) {
+        if let Ok((_, cert)) = X509Certificate::from_der(der) {
+            from = from.max(cert.validity().not_before.timestamp());
+            until = until.min(cert.validity().not_after.timestamp());
+        }
+    }
+    if from <= until {
+        from + (until - from) / 2
+    } else {
+        leaf.not_before + (leaf.not_after - leaf.not_before) / 2
+    }
+}
+
+/// Which codes a certificate finding uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CertTarget {
+    Policy,
+    Mx,
+}
+
+/// Findings for one observed certificate at `now` (unix seconds): every fault that holds, and
+/// expiry within `warning`. Messages do not name the address, so equal findings across
+/// addresses merge.
+pub fn cert_findings(
+    leaf: Option<&CertInfo>,
+    verdict: &CertVerdict,
+    host: &str,
+    address: Option<IpAddr>,
+    target: CertTarget,
+    warning: Duration,
+    now: i64,
+) -> Vec<Finding> {
+    let (expired, expiring, not_yet, mismatch, untrusted) = match target {
+        CertTarget::Policy => (
+            Code::PolicyCertExpired,
+            Code::PolicyCertExpiring,
+            Code::PolicyCertNotYetValid,
+            Code::PolicyCertNameMismatch,
+            Code::PolicyCertUntrusted,
+        ),
+        CertTarget::Mx => (
+            Code::MxCertExpired,
+            Code::MxCertExpiring,
+            Code::MxCertNotYetValid,
+            Code::MxCertNameMismatch,
+            Code::MxCertUntrusted,
+        ),
+    };
+    let mut findings = Vec::new();
+    let mut add = |code: Code, message: String| {
+        let mut finding = Finding::new(code, message).with_host(host);
+        if let Some(address) = address {
+            finding = finding.with_address(address);
+        }
+        findings.push(finding);
+    };
+    let leaf_time = verdict.time_fault();
+    for fault in verdict.faults() {
+        // The leaf's own dates, or those of a certificate further up the chain.
+        let of_leaf = Some(fault) == leaf_time;
+        match (fault, leaf) {
+            (CertFault::Expired, Some(leaf)) if of_leaf => add(
+                expired,
+                format!(
+                    "the certificate of {host} expired on {} ({} days ago)",
+                    format_date(leaf.not_after),
+                    (now - leaf.not_after).max(0).div_euclid(86_400)
+                ),
+            ),
+            (CertFault::NotYetValid, Some(leaf)) if of_leaf => add(
+                not_yet,
+                format!(
+                    "the certificate of {host} is not valid before {}",
+                    format_date(leaf.not_before)
+                ),
+            ),
+            (CertFault::Expired, None) if of_leaf => {
+                add(expired, format!("the certificate of {host} has expired"))
+            }
+            (CertFault::NotYetValid, None) if of_leaf => add(
+                not_yet,
+                format!("the certificate of {host} is not valid yet"),
+            ),
+            (CertFault::Expired, _) => add(
+                untrusted,
+                format!("a certificate in the chain of {host} has expired"),
+            ),
+            (CertFault::NotYetValid, _) => add(
+                untrusted,
+                format!("a certificate in the chain of {host} is not valid yet"),
+            ),
+            (CertFault::NameMismatch, _) => add(
+                mismatch,
+                format!(
+                    "the certificate of {host} is not valid for {host}: its DNS names are [{}]",
+                    leaf.map(|l| l.dns_names.join(", ")).unwrap_or_default()
+                ),
+            ),
+            (other, _) => add(
+                untrusted,
+                format!(
+                    "the certificate of {host} is not trusted: {}{}",
+                    other.describe(),
+                    leaf.map(|l| format!(" (issuer {})", l.issuer))
+                        .unwrap_or_default()
+                ),
+            ),
+        }
+    }
+    if verdict.time_valid {
+        if let Some(leaf) = leaf {
+            let left = leaf.not_after.saturating_sub(now);
+            let window = i64::try_from(warning.as_secs()).unwrap_or(i64::MAX);
+            if left < window {
+                add(
+                    expiring,
+                    format!(
+                        "the certificate of {host} expires on {}, in {}",
+                        format_date(leaf.not_after),
+                        describe_left(left)
+                    ),
+                );
+            }
+        }
+    }
+    findings
+}
+
+/// "3 days", "1 day", "17 hours", for the time left before expiry.
+fn describe_left(seconds: i64) -> String {
+    let seconds = seconds.max(0);
+    let days = seconds.div_euclid(86_400);
+    match days {
+        0 => {
+            let hours = seconds.div_euclid(3_600);
+            format!("{hours} hour{}", if hours == 1 { "" } else { "s" })
+        }
+        1 => "1 day".to_string(),
+        n => format!("{n} days"),
     }
 }
 
@@ -262,10 +419,12 @@ impl TrustStore {
             None
         };
 
-        // Trust, judged at an instant inside the leaf's validity so expiry cannot mask it.
+        // Trust, judged at an instant inside the leaf's validity so expiry cannot mask it: where
+        // the presented certificates' validity periods overlap (a re-issued intermediate may
+        // begin after the middle of the leaf's period), else the middle of the leaf's.
         let trust_time = if time_fault.is_some() {
-            let mid = leaf.not_before + (leaf.not_after - leaf.not_before) / 2;
-            UnixTime::since_unix_epoch(Duration::from_secs(u64::try_from(mid).unwrap_or(0)))
+            let at = trust_instant(&leaf, chain);
+            UnixTime::since_unix_epoch(Duration::from_secs(u64::try_from(at).unwrap_or(0)))
         } else {
             now
         };
@@ -403,6 +562,117 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A CA, an intermediate valid from `intermediate_from` (unix seconds), and a leaf for
+    /// `mx.example.test` valid over `leaf_validity`, signed by the intermediate.
+    fn chain_with_late_intermediate(
+        intermediate_from: i64,
+        leaf_validity: (i64, i64),
+    ) -> (TrustStore, Vec<CertificateDer<'static>>) {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+        use time::OffsetDateTime;
+        let at = |t: i64| OffsetDateTime::from_unix_timestamp(t).unwrap();
+        let ca_params = |name: &str, from: i64| {
+            let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+            params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            params.distinguished_name.push(DnType::CommonName, name);
+            params.not_before = at(from);
+            params.not_after = at(from + 3_650 * 86_400);
+            params
+        };
+        let root_key = KeyPair::generate().unwrap();
+        let root_params = ca_params("Test Root", 0);
+        let root = root_params.self_signed(&root_key).unwrap();
+        let root_issuer = Issuer::new(root_params, root_key);
+        let mid_key = KeyPair::generate().unwrap();
+        let mid_params = ca_params("Test Intermediate R2", intermediate_from);
+        let mid = mid_params.signed_by(&mid_key, &root_issuer).unwrap();
+        let mid_issuer = Issuer::new(mid_params, mid_key);
+        let mut leaf_params = CertificateParams::new(vec!["mx.example.test".to_string()]).unwrap();
+        leaf_params.not_before = at(leaf_validity.0);
+        leaf_params.not_after = at(leaf_validity.1);
+        leaf_params.use_authority_key_identifier_extension = true;
+        let leaf_key = KeyPair::generate().unwrap();
+        let leaf = leaf_params.signed_by(&leaf_key, &mid_issuer).unwrap();
+        let trust = TrustStore::only(root.pem().as_bytes()).unwrap();
+        (trust, vec![leaf.der().clone(), mid.der().clone()])
+    }
+
+    fn at(t: i64) -> UnixTime {
+        UnixTime::since_unix_epoch(Duration::from_secs(u64::try_from(t).unwrap()))
+    }
+
+    /// Regression: an expired leaf whose (re-issued) intermediate begins after the middle of the
+    /// leaf's validity was also reported "not valid before <its notBefore>", a date in the past.
+    #[test]
+    fn expired_leaf_with_a_newer_intermediate_is_one_fault() {
+        let now = 1_800_000_000;
+        let day = 86_400;
+        // Leaf: 90 days, expired 5 days ago. Intermediate: from 10 days before expiry.
+        let (trust, chain) =
+            chain_with_late_intermediate(now - 15 * day, (now - 95 * day, now - 5 * day));
+        let verdict = trust.judge(&chain, "mx.example.test", at(now));
+        assert!(!verdict.time_valid);
+        assert_eq!(verdict.faults(), [CertFault::Expired], "{verdict:?}");
+        assert!(verdict.trusted, "judged where both are valid: {verdict:?}");
+        let leaf = CertInfo::from_der(&chain[0]).unwrap();
+        let findings = cert_findings(
+            Some(&leaf),
+            &verdict,
+            "mx.example.test",
+            None,
+            CertTarget::Mx,
+            Duration::from_secs(14 * day as u64),
+            now,
+        );
+        let codes: Vec<Code> = findings.iter().map(|f| f.code).collect();
+        assert_eq!(codes, [Code::MxCertExpired]);
+        assert!(
+            findings[0].message.contains("(5 days ago)"),
+            "{}",
+            findings[0].message
+        );
+    }
+
+    /// With no instant where leaf and intermediate are both valid, the chain's time fault is
+    /// still folded into the leaf's: one certificate, one fault.
+    #[test]
+    fn expired_leaf_whose_intermediate_never_overlaps_is_still_one_fault() {
+        let now = 1_800_000_000;
+        let day = 86_400;
+        let (trust, chain) =
+            chain_with_late_intermediate(now - 2 * day, (now - 95 * day, now - 5 * day));
+        let verdict = trust.judge(&chain, "mx.example.test", at(now));
+        assert_eq!(verdict.faults(), [CertFault::Expired], "{verdict:?}");
+    }
+
+    /// An intermediate not yet valid beside a leaf in date is a chain fault, named as one.
+    #[test]
+    fn not_yet_valid_intermediate_is_a_chain_fault_not_the_leafs() {
+        let now = 1_800_000_000;
+        let day = 86_400;
+        let (trust, chain) =
+            chain_with_late_intermediate(now + 2 * day, (now - 10 * day, now + 80 * day));
+        let verdict = trust.judge(&chain, "mx.example.test", at(now));
+        assert!(verdict.time_valid);
+        assert_eq!(verdict.faults(), [CertFault::NotYetValid]);
+        let leaf = CertInfo::from_der(&chain[0]).unwrap();
+        let findings = cert_findings(
+            Some(&leaf),
+            &verdict,
+            "mx.example.test",
+            None,
+            CertTarget::Mx,
+            Duration::from_secs(14 * day as u64),
+            now,
+        );
+        assert_eq!(findings.len(), 1);
+        assert_eq!(findings[0].code, Code::MxCertUntrusted);
+        assert_eq!(
+            findings[0].message,
+            "a certificate in the chain of mx.example.test is not valid yet"
+        );
+    }
 
     #[test]
     fn strip_header_short_and_long_forms() {

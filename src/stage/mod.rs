@@ -6,3 +6,4 @@ pub mod mx;
 pub mod policy;
 pub mod record;
 pub mod tlsrpt;
+pub mod transport;

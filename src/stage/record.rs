@@ -1,6 +1,6 @@
 //! The `_mta-sts` TXT record: which one senders keep, and its strict grammar (RFC 8461 §3.1).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::finding::{Code, Finding, Severity};
 
@@ -13,9 +13,22 @@ pub struct StsRecord {
     pub extensions: Vec<(String, String)>,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+/// What senders make of the TXT records at `_mta-sts.<domain>`.
+pub enum RecordStatus {
+    Valid,
+    Missing,
+    Multiple,
+    Invalid,
+    LookupFailed,
+}
+
 /// What the TXT records at `_mta-sts.<domain>` amount to.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct RecordOutcome {
+    /// Valid, missing, invalid or multiple (never `LookupFailed`: that is the caller's).
+    pub status: RecordStatus,
     /// Some only if exactly one STS record remained and it is valid.
     pub record: Option<StsRecord>,
     /// The records that began with `v=STSv1;` (after joining), i.e. the ones senders keep.
@@ -85,7 +98,14 @@ pub fn evaluate_sts_txt(txts: &[String]) -> RecordOutcome {
             None
         }
     };
+    let status = match (&record, sts_records.len()) {
+        (Some(_), _) => RecordStatus::Valid,
+        (None, 0) => RecordStatus::Missing,
+        (None, 1) => RecordStatus::Invalid,
+        (None, _) => RecordStatus::Multiple,
+    };
     RecordOutcome {
+        status,
         record,
         sts_records,
         findings,

@@ -1,6 +1,6 @@
 //! The `_smtp._tls` TXT record: which one senders keep, and its grammar (RFC 8460 §3).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::record::{check_ext_value, check_field_name, is_wsp, quote, split_fields};
 use crate::finding::{Code, Finding, Severity};
@@ -14,9 +14,22 @@ pub struct TlsRptRecord {
     pub extensions: Vec<(String, String)>,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+/// What senders make of the TXT records at `_smtp._tls.<domain>`.
+pub enum TlsRptStatus {
+    Valid,
+    Missing,
+    Multiple,
+    Invalid,
+    LookupFailed,
+}
+
 /// What the TXT records at `_smtp._tls.<domain>` amount to.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct TlsRptOutcome {
+    /// Valid, missing, invalid or multiple (never `LookupFailed`: that is the caller's).
+    pub status: TlsRptStatus,
     /// Some only if exactly one TLS-RPT record remained and it is valid.
     pub record: Option<TlsRptRecord>,
     pub findings: Vec<Finding>,
@@ -90,7 +103,17 @@ pub fn evaluate_tlsrpt_txt(txts: &[String]) -> TlsRptOutcome {
             None
         }
     };
-    TlsRptOutcome { record, findings }
+    let status = match (&record, kept.len()) {
+        (Some(_), _) => TlsRptStatus::Valid,
+        (None, 0) => TlsRptStatus::Missing,
+        (None, 1) => TlsRptStatus::Invalid,
+        (None, _) => TlsRptStatus::Multiple,
+    };
+    TlsRptOutcome {
+        status,
+        record,
+        findings,
+    }
 }
 
 /// Grammar check of one record against the RFC 8460 §3 ABNF, including each `rua` URI.

@@ -47,7 +47,7 @@ async fn healthy_enforced_domain_has_no_findings() {
     let mx = &r.mx.hosts[0];
     assert_eq!(mx.name, "mx1.example.test");
     assert_eq!(mx.covered_by.as_deref(), Some("mx1.example.test"));
-    assert_eq!(mx.deliverable, Some(true));
+    assert_eq!(mx.deliverable(), Some(true));
     assert_eq!(mx.probes.len(), 1);
     let tls = mx.probes[0].tls.as_ref().unwrap();
     assert_eq!(tls.version.as_deref(), Some("TLSv1.3"));
@@ -403,15 +403,15 @@ async fn expired_mx_certificate_is_critical_and_keeps_its_expiry() {
     assert_eq!(f.host.as_deref(), Some("mx1.example.test"));
     assert!(f.message.contains("3 days ago"), "{}", f.message);
     let mx = &r.mx.hosts[0];
-    assert_eq!(mx.deliverable, Some(false));
-    assert_eq!(mx.starttls, Some(true));
-    assert_eq!(mx.cert_valid, Some(false));
+    assert_eq!(mx.deliverable(), Some(false));
+    assert_eq!(mx.starttls(), Some(true));
+    assert_eq!(mx.cert_valid(), Some(false));
     let info = mx.probes[0].tls.as_ref().unwrap().leaf.as_ref().unwrap();
     assert_eq!(info.not_after, leaf.not_after);
     assert_eq!(r.verdict, Verdict::EnforcedRefused);
 
-    let text = mta_sts_exporter::render::render_text(&r, mta_sts_exporter::check::unix_now());
-    let date = mta_sts_exporter::check::format_date(leaf.not_after);
+    let text = mta_sts_exporter::render::render_text(&r, mta_sts_exporter::clock::unix_now());
+    let date = mta_sts_exporter::clock::format_date(leaf.not_after);
     assert!(
         text.contains(&format!("EXPIRED {date} (3 days ago)")),
         "{text}"
@@ -529,11 +529,11 @@ async fn an_mx_still_probing_at_the_deadline_is_abandoned_and_the_rest_kept() {
     let mx1 = &r.mx.hosts[0];
     let mx2 = &r.mx.hosts[1];
     assert_eq!(
-        (mx1.name.as_str(), mx1.deliverable),
+        (mx1.name.as_str(), mx1.deliverable()),
         ("mx1.example.test", Some(true))
     );
     assert_eq!((mx2.name.as_str(), mx2.covered), ("mx2.example.test", true));
-    assert_eq!((mx2.starttls, mx2.deliverable), (None, None));
+    assert_eq!((mx2.starttls(), mx2.deliverable()), (None, None));
     // mx2 might refuse mail: whether senders deliver cannot be told.
     assert_eq!(r.verdict, Verdict::Undetermined);
 }
@@ -577,11 +577,12 @@ async fn a_policy_fetch_still_running_at_the_deadline_is_abandoned() {
     assert_eq!(r.verdict, Verdict::Undetermined);
     assert!(r.refused_mx.is_empty());
     assert_eq!(
-        r.mx.hosts[0].deliverable, None,
+        r.mx.hosts[0].deliverable(),
+        None,
         "no policy: nothing to deliver under"
     );
     assert_eq!(
-        r.mx.hosts[0].starttls,
+        r.mx.hosts[0].starttls(),
         Some(true),
         "the MX probe finished and is kept"
     );

@@ -207,7 +207,7 @@ async fn json_carries_the_documented_codes() {
     assert_eq!(probe["outcome"]["kind"], "ok");
     assert_eq!(probe["tls"]["verdict"]["time_valid"], false);
     assert!(
-        probe["tls"]["leaf"]["not_after"].as_i64().unwrap() < mta_sts_exporter::check::unix_now()
+        probe["tls"]["leaf"]["not_after"].as_i64().unwrap() < mta_sts_exporter::clock::unix_now()
     );
     let documented =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/findings.md")).unwrap();

@@ -128,6 +128,43 @@ async fn txt_cname_to_nothing_is_absent() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn txt_cname_loop_or_overlong_chain_is_a_failure_not_absence() {
+    let mut builder = FakeDns::builder()
+        .cname("_mta-sts.loop.test", "a.loop.test")
+        .cname("a.loop.test", "b.loop.test")
+        .cname("b.loop.test", "a.loop.test")
+        .cname("_mta-sts.self.test", "_mta-sts.self.test");
+    // 20 hops: longer than any resolver follows (and than the server chases).
+    for hop in 0..20 {
+        let next = format!("h{}.long.test", hop + 1);
+        let name = if hop == 0 {
+            "_mta-sts.long.test".to_string()
+        } else {
+            format!("h{hop}.long.test")
+        };
+        builder = builder.cname(&name, &next);
+    }
+    let server = builder
+        .txt("h20.long.test", "v=STSv1; id=far")
+        .start()
+        .await;
+    let dns = server.resolver();
+    for name in [
+        "_mta-sts.loop.test",
+        "_mta-sts.self.test",
+        "_mta-sts.long.test",
+    ] {
+        let answer = dns.txt(name).await;
+        assert_eq!(
+            answer,
+            Lookup::Failed(LookupFailure::CnameLoop),
+            "{name}: a loop or an over-long chain is a lookup failure"
+        );
+    }
+    assert_eq!(LookupFailure::CnameLoop.label(), "cname_loop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nxdomain_is_not_nodata() {
     let server = FakeDns::builder()
         .a("_mta-sts.aonly.test", Ipv4Addr::LOCALHOST)

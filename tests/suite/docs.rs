@@ -1,5 +1,4 @@
-//! Documentation that must stay true: the finding catalogue is generated from the code, and
-//! every documented code can actually be emitted.
+//! Documentation that must stay true: the finding catalogue is generated from the code.
 
 use mta_sts_exporter::finding::{findings_markdown, Code};
 
@@ -24,23 +23,6 @@ fn findings_doc_matches_the_code() {
     }
 }
 
-/// A documented code that no code path emits would be a promise we do not keep.
-#[test]
-fn every_code_is_emitted_somewhere() {
-    let mut sources = String::new();
-    for dir in ["src", "src/stage", "src/probe"] {
-        for entry in std::fs::read_dir(repo_file(dir)).unwrap() {
-            let path = entry.unwrap().path();
-            if path.extension().is_some_and(|e| e == "rs") && !path.ends_with("finding.rs") {
-                sources.push_str(&std::fs::read_to_string(&path).unwrap());
-            }
-        }
-    }
-    for code in Code::ALL {
-        let variant = format!("{code:?}");
-        assert!(
-            sources.contains(&format!("Code::{variant}")),
-            "Code::{variant} ({code}) is documented but never emitted"
-        );
-    }
-}
+// That every documented code is actually emitted is checked where codes are made, by running
+// a scenario per code through the judge and the drift and expectation stages:
+// `check::judge::tests::every_code_is_emitted_by_some_stage` (src/check/judge.rs).

@@ -13,7 +13,8 @@ use mta_sts_exporter::probe::https::{FetchOutcome, PolicyFetch};
 use mta_sts_exporter::probe::smtp::{SmtpOutcome, SmtpProbe};
 use mta_sts_exporter::probe::tls::TlsObservation;
 use mta_sts_exporter::report::{
-    DomainReport, MxHostReport, MxStatus, PolicyStatus, RecordStatus, TlsRptStatus, Verdict,
+    Delivery, DomainReport, HostTransport, MxHostReport, MxStatus, PolicyStatus, RecordStatus,
+    TlsRptStatus, Verdict,
 };
 use mta_sts_exporter::stage::cert::{CertFault, CertInfo, CertVerdict};
 use mta_sts_exporter::stage::policy::{Mode, Policy};
@@ -177,7 +178,7 @@ fn domain_series(report: DomainReport, selection: Selection) -> (usize, Vec<Stri
     let empty = Arc::new(Store::new());
     let base: Vec<String> = series_lines(&render(&empty, selection));
     let store = Arc::new(Store::new());
-    store.set_domains(vec![(report.domain.clone(), DomainMeta::default())]);
+    store.set_domains(vec![(report.domain.to_string(), DomainMeta::default())]);
     store.record(report);
     let lines: Vec<String> = series_lines(&render(&store, selection))
         .into_iter()
@@ -245,7 +246,7 @@ fn golden_store() -> Arc<Store> {
     let store = Arc::new(Store::new());
     let mut metas: Vec<(String, DomainMeta)> = reports
         .iter()
-        .map(|r| (r.domain.clone(), DomainMeta::default()))
+        .map(|r| (r.domain.to_string(), DomainMeta::default()))
         .collect();
     metas[0].1.labels.insert("team".into(), "mail".into());
     // Configured but not checked yet: only its info series.
@@ -265,7 +266,7 @@ fn healthy() -> DomainReport {
         true,
         probe_ok("mx.healthy.test", 90),
     ));
-    r.drift = Some(mta_sts_exporter::drift::DriftStatus {
+    r.drift = Some(mta_sts_exporter::report::DriftStatus {
         stale: false,
         changes: 2,
         id_first_seen: CHECKED_AT - 30 * DAY,
@@ -314,8 +315,8 @@ fn expired_mx_cert() -> DomainReport {
         });
     }
     let mut host = mx_host("mx.expired.test", true, probe);
-    host.cert_valid = Some(false);
-    host.deliverable = Some(false);
+    host.transport = HostTransport::CertInvalid;
+    host.delivery = Some(Delivery::Refused);
     r.mx.hosts.push(host);
     r.findings.push(
         Finding::new(
@@ -337,7 +338,7 @@ fn no_policy() -> DomainReport {
     r.verdict = Verdict::NoPolicy;
     r.mx.status = MxStatus::Found;
     let mut host = mx_host("mx.nopolicy.test", false, probe_ok("mx.nopolicy.test", 45));
-    host.deliverable = None;
+    host.delivery = None;
     r.mx.hosts.push(host);
     r.findings
         .push(Finding::new(Code::StsRecordMissing, "no _mta-sts record"));
@@ -387,6 +388,7 @@ fn enforced(domain: &str, mode: Mode) -> DomainReport {
         status: Some(200),
         location: None,
         content_type: Some("text/plain".into()),
+        content_encoding: None,
         body: None,
         body_bytes: 80,
         tls: Some(tls(&host, 60)),
@@ -404,17 +406,22 @@ fn mx_host(name: &str, covered: bool, probe: SmtpProbe) -> MxHostReport {
         .as_ref()
         .and_then(|t| t.verdict.as_ref())
         .is_some_and(|v| v.is_valid());
-    MxHostReport {
-        name: name.to_string(),
-        preference: 10,
-        covered_by: covered.then(|| name.to_string()),
-        covered,
-        addresses: vec![probe.address],
-        probes: vec![Arc::new(probe)],
-        starttls: Some(true),
-        cert_valid: Some(valid),
-        deliverable: Some(covered && valid),
-    }
+    let mut host = MxHostReport::new(name.to_string(), 10);
+    host.covered_by = covered.then(|| name.to_string());
+    host.covered = covered;
+    host.addresses = vec![probe.address];
+    host.probes = vec![Arc::new(probe)];
+    host.transport = if valid {
+        HostTransport::Valid
+    } else {
+        HostTransport::CertInvalid
+    };
+    host.delivery = Some(if covered && valid {
+        Delivery::Deliverable
+    } else {
+        Delivery::Refused
+    });
+    host
 }
 
 /// A probe whose STARTTLS worked, with a leaf expiring `days_left` days after CHECKED_AT.

@@ -10,11 +10,13 @@ use std::time::{Duration, Instant};
 
 use mta_sts_exporter::finding::Code;
 use mta_sts_exporter::probe::https::{
-    fetch_policy_at, FetchOutcome, FetchSettings, PolicyFetch, MAX_POLICY_BYTES, POLICY_USER_AGENT,
+    fetch_policy_at, FetchOutcome, FetchPhase, FetchSettings, PolicyFetch, MAX_POLICY_BYTES,
+    POLICY_USER_AGENT,
 };
 use mta_sts_exporter::probe::target::AddressPolicy;
 use mta_sts_exporter::probe::tls::{TlsClient, TlsFailureKind};
 use mta_sts_exporter::stage::cert::{CertFault, TrustStore};
+use mta_sts_exporter::stage::transport::fetch_findings;
 use support::certs::{Leaf, TestCa, Validity};
 use support::https::{Hello, PolicyServer, Reply};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -65,7 +67,7 @@ async fn fetch(pki: &Pki, port: u16) -> PolicyFetch {
 }
 
 fn codes(fetch: &PolicyFetch) -> Vec<Code> {
-    fetch.findings().iter().map(|f| f.code).collect()
+    fetch_findings(fetch).iter().map(|f| f.code).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -112,14 +114,53 @@ async fn good_policy_is_fetched_with_the_right_request() {
     assert_eq!(request.header("user-agent"), Some(POLICY_USER_AGENT));
     assert!(POLICY_USER_AGENT.starts_with("mta-sts-exporter/"));
     assert_eq!(request.header("connection"), Some("close"));
+    // A plain body asked for: not every sender's HTTP client decodes gzip.
+    assert_eq!(request.header("accept-encoding"), Some("identity"));
     let names: Vec<&str> = request.headers.iter().map(|(n, _)| n.as_str()).collect();
-    assert_eq!(names, ["host", "user-agent", "connection"]);
+    assert_eq!(
+        names,
+        ["host", "user-agent", "accept-encoding", "connection"]
+    );
 
     // The JSON form carries no body.
     let json = serde_json::to_value(&f).unwrap();
     assert!(json.get("body").is_none());
     assert_eq!(json["outcome"]["kind"], "fetched");
     assert_eq!(json["body_bytes"], POLICY.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gzip_encoded_policy_is_decoded_and_reported() {
+    let pki = pki();
+    let server = server_with(&pki, Reply::Gzip(POLICY.as_bytes().to_vec())).await;
+    let f = fetch(&pki, server.port()).await;
+    assert_eq!(f.outcome, FetchOutcome::Fetched, "{f:?}");
+    assert_eq!(f.content_encoding.as_deref(), Some("gzip"));
+    assert_eq!(f.usable_body(), Some(POLICY.as_bytes()));
+    assert!(
+        f.body_bytes < POLICY.len() + 40,
+        "wire bytes: {}",
+        f.body_bytes
+    );
+    assert_eq!(codes(&f), vec![Code::PolicyContentEncoding]);
+    let message = &fetch_findings(&f)[0].message;
+    assert!(message.contains("Content-Encoding \"gzip\""), "{message}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gzip_bomb_stops_at_the_decoded_cap() {
+    let pki = pki();
+    // 16 MiB of zeros compress to about 16 KiB: within the wire cap, far beyond the policy cap.
+    let server = server_with(&pki, Reply::Gzip(vec![0u8; 16 << 20])).await;
+    let f = fetch(&pki, server.port()).await;
+    assert_eq!(f.outcome, FetchOutcome::TooLarge, "{f:?}");
+    assert!(
+        f.body_bytes <= MAX_POLICY_BYTES,
+        "wire bytes: {}",
+        f.body_bytes
+    );
+    assert_eq!(f.usable_body(), None);
+    assert_eq!(codes(&f), vec![Code::PolicyTooLarge]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -144,7 +185,7 @@ async fn wrong_content_type_is_reported_but_body_usable() {
     assert_eq!(f.outcome, FetchOutcome::Fetched);
     assert!(!f.content_type_ok());
     assert_eq!(codes(&f), vec![Code::PolicyContentType]);
-    let finding = &f.findings()[0];
+    let finding = &fetch_findings(&f)[0];
     assert!(finding.message.contains("text/html"), "{}", finding.message);
     assert_eq!(finding.host.as_deref(), Some(HOST));
     assert_eq!(finding.address, Some(LOCALHOST));
@@ -177,7 +218,7 @@ async fn not_found_is_an_http_status() {
     assert_eq!(f.outcome, FetchOutcome::HttpStatus);
     assert_eq!(f.status, Some(404));
     assert_eq!(codes(&f), vec![Code::PolicyHttpStatus]);
-    assert!(f.findings()[0].message.contains("404"));
+    assert!(fetch_findings(&f)[0].message.contains("404"));
     assert_eq!(f.usable_body(), None);
     assert_eq!(f.body, None);
 }
@@ -193,7 +234,7 @@ async fn redirect_is_reported_and_not_followed() {
     assert_eq!(f.location.as_deref(), Some(target.as_str()));
     assert_eq!(codes(&f), vec![Code::PolicyRedirect]);
     assert_eq!(
-        f.findings()[0].message,
+        fetch_findings(&f)[0].message,
         format!("HTTP 301 redirect to {target}; RFC 8461 §3.3: redirects MUST NOT be followed")
     );
     assert_eq!(f.usable_body(), None);
@@ -277,11 +318,11 @@ async fn trickling_body_times_out_at_the_total_deadline() {
     assert_eq!(
         f.outcome,
         FetchOutcome::Timeout {
-            phase: "body".into()
+            phase: FetchPhase::Body
         }
     );
     assert_eq!(codes(&f), vec![Code::PolicyTimeout]);
-    assert!(f.findings()[0].message.contains("response body"));
+    assert!(fetch_findings(&f)[0].message.contains("response body"));
     assert_eq!(f.status, Some(200));
     assert!(f.body_bytes > 0);
     assert_eq!(f.usable_body(), None);
@@ -299,7 +340,7 @@ async fn silent_server_times_out_waiting_for_headers() {
     assert_eq!(
         f.outcome,
         FetchOutcome::Timeout {
-            phase: "headers".into()
+            phase: FetchPhase::Headers
         }
     );
     assert_eq!(codes(&f), vec![Code::PolicyTimeout]);
@@ -321,11 +362,11 @@ async fn thousand_headers_is_an_http_error() {
     );
     assert_eq!(codes(&f), vec![Code::PolicyHttpError]);
     assert!(
-        f.findings()[0]
+        fetch_findings(&f)[0]
             .message
             .contains("at most 100 header fields"),
         "{}",
-        f.findings()[0].message
+        fetch_findings(&f)[0].message
     );
     assert_eq!(f.status, None);
 }
@@ -337,7 +378,7 @@ async fn refused_connection() {
     let f = fetch(&pki, port).await;
     assert_eq!(f.outcome, FetchOutcome::ConnectRefused);
     assert_eq!(codes(&f), vec![Code::PolicyConnectRefused]);
-    let finding = &f.findings()[0];
+    let finding = &fetch_findings(&f)[0];
     assert_eq!(finding.address, Some(LOCALHOST));
     assert_eq!(finding.host.as_deref(), Some(HOST));
     assert!(finding.message.contains("127.0.0.1"), "{}", finding.message);
@@ -390,7 +431,7 @@ async fn loopback_is_forbidden_by_default_and_never_contacted() {
         other => panic!("{other:?}"),
     }
     assert_eq!(codes(&f), vec![Code::TargetAddressForbidden]);
-    assert!(f.findings()[0]
+    assert!(fetch_findings(&f)[0]
         .message
         .contains("127.0.0.1 (loopback address)"));
     assert_eq!(f.address, None);
@@ -475,7 +516,7 @@ async fn tls_garbage_is_a_handshake_failure() {
         other => panic!("{other:?}"),
     }
     assert_eq!(codes(&f), vec![Code::PolicyTlsFailed]);
-    assert!(f.findings()[0].message.contains("handshake failed"));
+    assert!(fetch_findings(&f)[0].message.contains("handshake failed"));
     // No certificate was seen, so there is no observation.
     assert!(f.tls.is_none());
 }
@@ -495,7 +536,7 @@ async fn trickling_headers_cannot_outlast_the_deadline() {
     assert_eq!(
         f.outcome,
         FetchOutcome::Timeout {
-            phase: "headers".into()
+            phase: FetchPhase::Headers
         }
     );
     // Nothing keeps the connection open after the fetch returned: the socket closes and the

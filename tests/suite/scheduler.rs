@@ -300,7 +300,7 @@ fn silent_probe(host: &str, address: IpAddr) -> SmtpProbe {
     SmtpProbe {
         starttls_offered: None,
         outcome: SmtpOutcome::Timeout {
-            phase: "greeting".into(),
+            phase: mta_sts_exporter::probe::smtp::SmtpPhase::Greeting,
         },
         duration_seconds: 10.0,
         ..fake_probe(host, address)
@@ -353,9 +353,15 @@ async fn a_tarpit_shared_by_many_names_is_answered_from_its_state() {
             Some(inference) => {
                 inferred_names.push(host);
                 assert!(inference.from_probes >= 3, "{inference:?}");
-                assert_eq!(probe.findings()[0].code, Code::MxUnresponsiveInferred);
+                assert_eq!(
+                    mta_sts_exporter::stage::transport::smtp_findings(&probe)[0].code,
+                    Code::MxUnresponsiveInferred
+                );
             }
-            None => assert_eq!(probe.findings()[0].code, Code::SmtpTimeout),
+            None => assert_eq!(
+                mta_sts_exporter::stage::transport::smtp_findings(&probe)[0].code,
+                Code::SmtpTimeout
+            ),
         }
     }
     let inferred = inferred_names.len();

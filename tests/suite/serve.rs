@@ -270,7 +270,7 @@ async fn serves_metrics_api_and_reloads() {
         "mta_sts_mx_cert_not_after_timestamp_seconds{mx=\"mx.expired.test\"}",
     )
     .unwrap();
-    assert!(expired_at < mta_sts_exporter::check::unix_now() as f64);
+    assert!(expired_at < mta_sts_exporter::clock::unix_now() as f64);
     assert_eq!(
         sample(&m, "mta_sts_mx_cert_valid{mx=\"mx.expired.test\"}"),
         Some(0.0)

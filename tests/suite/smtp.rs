@@ -7,9 +7,10 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
 use mta_sts_exporter::finding::Code;
-use mta_sts_exporter::probe::smtp::{probe_mx, SmtpOutcome, SmtpProbe, SmtpSettings};
+use mta_sts_exporter::probe::smtp::{probe_mx, SmtpOutcome, SmtpPhase, SmtpProbe, SmtpSettings};
 use mta_sts_exporter::probe::tls::{TlsClient, TlsFailureKind};
 use mta_sts_exporter::stage::cert::{CertFault, TrustStore};
+use mta_sts_exporter::stage::transport::smtp_findings;
 use support::certs::{Leaf, TestCa, Validity};
 use support::smtp::{FakeSmtp, Greeting, SmtpBehaviour};
 
@@ -52,7 +53,7 @@ async fn probe(ca: &TestCa, behaviour: SmtpBehaviour) -> (SmtpProbe, FakeSmtp) {
 
 /// The one finding's code.
 fn code(probe: &SmtpProbe) -> Code {
-    let findings = probe.findings();
+    let findings = smtp_findings(probe);
     assert_eq!(findings.len(), 1, "{findings:?}");
     let finding = &findings[0];
     assert_eq!(finding.host.as_deref(), Some(HOST));
@@ -80,7 +81,7 @@ async fn valid_certificate_after_starttls() {
     let (probe, fake) = probe(&ca, SmtpBehaviour::serving(&leaf)).await;
     assert_eq!(probe.outcome, SmtpOutcome::Ok);
     assert!(probe.starttls_ok());
-    assert!(probe.findings().is_empty());
+    assert!(smtp_findings(&probe).is_empty());
     assert_eq!(probe.host, HOST);
     assert_eq!(probe.address, LOCALHOST);
     assert_eq!(probe.greeting.as_deref(), Some("220 mx.example.test ESMTP"));
@@ -213,7 +214,7 @@ async fn certificate_verdicts_after_starttls() {
     for (name, leaf, expected) in cases {
         let (probe, fake) = probe(&ca, SmtpBehaviour::serving(&leaf)).await;
         assert_eq!(probe.outcome, SmtpOutcome::Ok, "case {name}");
-        assert!(probe.findings().is_empty(), "case {name}");
+        assert!(smtp_findings(&probe).is_empty(), "case {name}");
         assert_eq!(fake.tls_commands(), ["QUIT"], "case {name}");
         let tls = probe.tls.expect(name);
         assert_eq!(tls.chain_length, leaf.chain.len(), "case {name}");
@@ -332,7 +333,7 @@ async fn starttls_refused_454() {
         }
     );
     assert_eq!(code(&probe), Code::StarttlsRefused);
-    assert!(probe.findings()[0]
+    assert!(smtp_findings(&probe)[0]
         .message
         .contains("454 4.7.0 TLS not available"));
     assert_eq!(probe.starttls_offered, Some(true));
@@ -424,7 +425,7 @@ async fn greeting_never_sent_times_out() {
     assert_eq!(
         probe.outcome,
         SmtpOutcome::Timeout {
-            phase: "greeting".into()
+            phase: SmtpPhase::Greeting
         }
     );
     assert_eq!(code(&probe), Code::SmtpTimeout);
@@ -450,7 +451,7 @@ async fn trickled_greeting_cannot_extend_the_deadline() {
     assert_eq!(
         probe.outcome,
         SmtpOutcome::Timeout {
-            phase: "greeting".into()
+            phase: SmtpPhase::Greeting
         }
     );
     assert_eq!(code(&probe), Code::SmtpTimeout);

@@ -121,6 +121,8 @@ pub const NOT_SIMULATED: &[(&str, &str)] = &[
     ("tls_version_too_old", "as tls_no_common_version; src/probe/smtp.rs (outcome mapping)"),
     ("target_address_forbidden", "the simulator runs on loopback, so its configuration allows private targets; tests/suite/check.rs"),
     ("mx_unresponsive_inferred", "needs an address shared by more MX names than the timeout threshold, all silent; the realistic mix (FleetSpec::realistic) has two; tests/suite/scheduler.rs, tests/suite/fleet.rs"),
+    ("mx_no_public_address", "as target_address_forbidden; src/check/judge.rs (never_probed_mx_is_not_deliverable)"),
+    ("policy_content_encoding", "the simulator's policy hosts serve plain bodies; tests/suite/https.rs (a gzip-forcing server), src/check/judge.rs"),
     ("policy_id_stale", "needs a second check after the policy changed; src/drift.rs and tests/suite/drift.rs"),
     ("policy_id_changed_body_unchanged", "as policy_id_stale; src/drift.rs"),
     ("policy_updated_after_id", "as policy_id_stale; src/drift.rs"),

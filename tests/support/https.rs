@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
-use hyper::header::{HeaderName, HeaderValue, CONTENT_TYPE, HOST, LOCATION};
+use hyper::header::{HeaderName, HeaderValue, CONTENT_ENCODING, CONTENT_TYPE, HOST, LOCATION};
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
@@ -46,6 +46,9 @@ pub enum Reply {
     Silent,
     /// 200 text/plain with this many extra `x-filler-N` headers and a short body.
     ManyHeaders(usize),
+    /// 200 text/plain, `Content-Encoding: gzip`, this body gzip-compressed, whatever the request
+    /// asked for (as a server with forced or pre-compressed gzip does).
+    Gzip(Vec<u8>),
     /// Exactly this status, Content-Type (omitted when empty) and body.
     Body {
         status: u16,
@@ -376,6 +379,17 @@ async fn respond(shared: &Shared, request: Request<Incoming>) -> Response<FakeBo
                     .headers_mut()
                     .insert(name, HeaderValue::from(i as u64));
             }
+            reply
+        }
+        Reply::Gzip(plain) => {
+            let mut encoder =
+                flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+            std::io::Write::write_all(&mut encoder, &plain).expect("gzip in memory");
+            let bytes = encoder.finish().expect("gzip in memory");
+            let mut reply = response(200, Some("text/plain"), FakeBody::full(bytes));
+            reply
+                .headers_mut()
+                .insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
             reply
         }
         Reply::Body {

@@ -1,0 +1,188 @@
+//! Gathering: every lookup and probe of one check, returned as plain observations. Nothing is
+//! judged here; [`super::judge`] does that.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use tokio::time::{timeout_at, Instant};
+
+use crate::clock::deadline_after;
+use crate::domain::DomainName;
+use crate::probe::cache::ProbeCache;
+use crate::probe::dns::{Dns, Lookup, MxAnswer, TxtAnswer};
+use crate::probe::https::{fetch_policy_at, PolicyFetch};
+use crate::probe::smtp::{probe_mx, SmtpProbe};
+use crate::probe::tls::TlsClient;
+use crate::report::NotProbedReason;
+
+use super::CheckSettings;
+
+/// What one check saw, as captured.
+#[derive(Clone, Debug)]
+pub struct Observations {
+    pub domain: DomainName,
+    /// TXT at `_mta-sts.<domain>`.
+    pub record: Lookup<TxtAnswer>,
+    /// TXT at `_smtp._tls.<domain>`.
+    pub tlsrpt: Lookup<TxtAnswer>,
+    /// MX at the domain (every record, however many).
+    pub mx: Lookup<MxAnswer>,
+    /// The policy host, looked up and fetched whether or not a record advertises it (a policy
+    /// served without a record is worth reporting).
+    pub policy: PolicyObservation,
+    /// The most preferred MX hosts, at most `max_mx`, in preference order (empty unless the
+    /// MX lookup found hosts).
+    pub hosts: Vec<HostObservation>,
+    /// How long gathering took.
+    pub duration: Duration,
+}
+
+/// The policy host's lookup and fetch.
+#[derive(Clone, Debug)]
+pub enum PolicyObservation {
+    /// The address lookup of `mta-sts.<domain>` found nothing or failed: nothing fetched.
+    Unresolved(Lookup<Vec<IpAddr>>),
+    Fetched(Box<PolicyFetch>),
+    /// The check's deadline passed before the lookup and fetch finished.
+    TimedOut,
+}
+
+/// One MX host: its addresses and what probing each showed.
+#[derive(Clone, Debug)]
+pub struct HostObservation {
+    pub name: String,
+    pub preference: u16,
+    /// None: not looked up, because SMTP probing is off or the check's deadline passed first.
+    pub addresses: Option<Lookup<Vec<IpAddr>>>,
+    /// One entry per resolved address, in the order of `addresses`.
+    pub probes: Vec<AddressObservation>,
+}
+
+/// One resolved address of an MX host.
+#[derive(Clone, Debug)]
+pub enum AddressObservation {
+    Probed(Arc<SmtpProbe>),
+    NotProbed(IpAddr, NotProbedReason),
+}
+
+/// The I/O side of a check: resolver, TLS client, settings and the fleet's probe cache.
+pub(super) struct Gatherer<'a> {
+    pub dns: &'a Dns,
+    pub tls: &'a TlsClient,
+    pub settings: &'a CheckSettings,
+    pub cache: Option<&'a ProbeCache>,
+}
+
+impl Gatherer<'_> {
+    /// Everything one check of `domain` looks up and probes, within `check_timeout`.
+    pub async fn gather(&self, domain: DomainName) -> Observations {
+        let started = Instant::now();
+        let deadline = deadline_after(self.settings.check_timeout);
+        let (record_name, tlsrpt_name) = (domain.record_name(), domain.tlsrpt_name());
+        let (record, mx, tlsrpt) = tokio::join!(
+            self.dns.txt(&record_name),
+            self.dns.mx(&domain),
+            self.dns.txt(&tlsrpt_name),
+        );
+        // The policy fetch and the MX probes are independent: run them together, both cut off
+        // at the check's deadline, keeping whatever finished by then.
+        let policy = async {
+            timeout_at(deadline, self.policy(&domain))
+                .await
+                .unwrap_or(PolicyObservation::TimedOut)
+        };
+        let records = match &mx {
+            Lookup::Found(MxAnswer::Hosts(records)) => records.as_slice(),
+            _ => &[],
+        };
+        let hosts = join_all(
+            records
+                .iter()
+                .take(self.settings.max_mx)
+                .map(|r| self.host(r.exchange.clone(), r.preference, deadline)),
+        );
+        let (policy, hosts) = tokio::join!(policy, hosts);
+        Observations {
+            domain,
+            record,
+            tlsrpt,
+            mx,
+            policy,
+            hosts,
+            duration: started.elapsed(),
+        }
+    }
+
+    async fn policy(&self, domain: &DomainName) -> PolicyObservation {
+        let host = domain.policy_host();
+        match self.dns.addresses(&host, self.settings.families).await {
+            Lookup::Found(addresses) => PolicyObservation::Fetched(Box::new(
+                fetch_policy_at(self.tls, domain, &addresses, &self.settings.fetch).await,
+            )),
+            other => PolicyObservation::Unresolved(other),
+        }
+    }
+
+    /// Looks up one MX host's addresses and probes those we may, each probe cut off at
+    /// `deadline` on its own: what finished is kept, the rest is marked abandoned.
+    async fn host(&self, name: String, preference: u16, deadline: Instant) -> HostObservation {
+        let settings = self.settings;
+        let mut host = HostObservation {
+            name,
+            preference,
+            addresses: None,
+            probes: vec![],
+        };
+        if !settings.probe_smtp {
+            return host;
+        }
+        let Ok(lookup) =
+            timeout_at(deadline, self.dns.addresses(&host.name, settings.families)).await
+        else {
+            return host;
+        };
+        if let Lookup::Found(addresses) = &lookup {
+            let mut permitted = 0usize;
+            let plan: Vec<Result<IpAddr, AddressObservation>> = addresses
+                .iter()
+                .map(|&ip| match settings.address_policy.refusal(ip) {
+                    Some(detail) => Err(AddressObservation::NotProbed(
+                        ip,
+                        NotProbedReason::Forbidden { detail },
+                    )),
+                    None if permitted >= settings.max_addresses_per_mx => Err(
+                        AddressObservation::NotProbed(ip, NotProbedReason::OverLimit),
+                    ),
+                    None => {
+                        permitted += 1;
+                        Ok(ip)
+                    }
+                })
+                .collect();
+            let name = host.name.as_str();
+            host.probes = join_all(plan.into_iter().map(|step| async move {
+                match step {
+                    Err(skipped) => skipped,
+                    Ok(ip) => match timeout_at(deadline, self.probe(name, ip)).await {
+                        Ok(probe) => AddressObservation::Probed(probe),
+                        Err(_) => AddressObservation::NotProbed(ip, NotProbedReason::Abandoned),
+                    },
+                }
+            }))
+            .await;
+        }
+        host.addresses = Some(lookup);
+        host
+    }
+
+    async fn probe(&self, host: &str, address: IpAddr) -> Arc<SmtpProbe> {
+        let probe = || probe_mx(self.tls, host, address, &self.settings.smtp);
+        let target = std::net::SocketAddr::new(address, self.settings.smtp.port);
+        match self.cache {
+            Some(cache) => cache.probe(host, target, probe).await,
+            None => Arc::new(probe().await),
+        }
+    }
+}
