@@ -1438,8 +1438,48 @@ enum FileError {
     Domain(ConfigError),
 }
 
-/// Appends the domains of one domain file: one per line, `#` starts a comment, blank lines are
-/// ignored, a leading byte order mark is skipped. Allocates one `String` per domain (its name) and nothing per line otherwise.
+/// Most bytes a gzip-compressed domain file may decompress to. 200,000 domains (the largest
+/// `max_domains` default) of the longest names take about 50 MB; the cap stops a corrupt or
+/// hostile file from filling memory before the domain limit is reached.
+pub const MAX_DECOMPRESSED_DOMAIN_FILE: u64 = 64 << 20;
+
+/// The contents of a domain file, decompressed when it is gzip: told by its first two bytes
+/// (the gzip magic 1f 8b), whatever its name, so `domains.txt` may hold gzip and `list.gz`
+/// plain text. Every member of a multi-member file is read; a bad stream or more than
+/// [`MAX_DECOMPRESSED_DOMAIN_FILE`] bytes is an error (`InvalidData`) saying so.
+pub fn read_domain_file_bytes(path: &Path) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    let bytes = fs::read(path)?;
+    if !bytes.starts_with(&[0x1f, 0x8b]) {
+        return Ok(bytes);
+    }
+    let guess = bytes.len().saturating_mul(4).min(1 << 20);
+    let mut text = Vec::with_capacity(guess);
+    flate2::read::MultiGzDecoder::new(bytes.as_slice())
+        .take(MAX_DECOMPRESSED_DOMAIN_FILE + 1)
+        .read_to_end(&mut text)
+        .map_err(|error| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("it begins like gzip but does not decompress ({error}); compress it again with gzip"),
+            )
+        })?;
+    if text.len() as u64 > MAX_DECOMPRESSED_DOMAIN_FILE {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "it is gzip-compressed and decompresses to more than {} MiB, the most a domain \
+                 file may hold; split the list into several files",
+                MAX_DECOMPRESSED_DOMAIN_FILE >> 20
+            ),
+        ));
+    }
+    Ok(text)
+}
+
+/// Appends the domains of one domain file (plain or gzip, see [`read_domain_file_bytes`]): one
+/// per line, `#` starts a comment, blank lines are ignored, a leading byte order mark is
+/// skipped. Allocates one `String` per domain (its name) and nothing per line otherwise.
 fn read_domain_file(
     path: &Path,
     file_index: usize,
@@ -1447,7 +1487,7 @@ fn read_domain_file(
     default_labels: &BTreeMap<String, String>,
     out: &mut Vec<(DomainConfig, Origin)>,
 ) -> Result<(), FileError> {
-    let bytes = fs::read(path).map_err(FileError::Io)?;
+    let bytes = read_domain_file_bytes(path).map_err(FileError::Io)?;
     // Editors on Windows may start the file with a UTF-8 byte order mark.
     let text = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
     out.reserve(text.len() / 16);

@@ -15,6 +15,7 @@ mod cli;
 mod config;
 mod dns;
 mod docs;
+mod domain_files;
 mod drift;
 mod exposition;
 mod https;
