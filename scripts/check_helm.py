@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import gzip
 import json
 import os
 import re
@@ -529,6 +530,29 @@ def check_promises(rendered: dict[str, list[dict[str, Any]]], merged: dict[str, 
                 and live["httpGet"]["scheme"] == "HTTP" and ready["httpGet"]["scheme"] == "HTTP",
                 "with webConfig, probes must use the plain http-probe port")
 
+    # Every domain file the config names is in a mounted volume, and one from a ConfigMap
+    # volume that lists items is one of its items (so the key is really mounted there).
+    for domain_file in config.get("domain_files") or []:
+        parent, name = str(Path(domain_file).parent), Path(domain_file).name
+        chart_dirs = ("/etc/mta-sts-exporter/domains", "/etc/mta-sts-exporter/domain-lists/")
+        mount = mounts.get(parent)
+        if mount is None:
+            _assert(not domain_file.startswith(chart_dirs),
+                    f"domain file {domain_file} is in no mounted volume")
+            continue
+        source = volumes.get(mount["name"], {}).get("configMap")
+        if source and source.get("items") is not None:
+            _assert(name in [item["path"] for item in source["items"]],
+                    f"domain file {domain_file}: key {name} is not mounted from ConfigMap {source['name']}")
+    for i, entry in enumerate(merged.get("domainsConfigMaps") or []):
+        volume = volumes.get(f"domain-list-{i}", {}).get("configMap", {})
+        _assert(volume.get("name") == entry["name"],
+                f"domainsConfigMaps[{i}] ({entry['name']}) is not mounted as a volume")
+        for key in entry["keys"]:
+            wanted = f"/etc/mta-sts-exporter/domain-lists/{entry['name']}/{key}"
+            _assert(wanted in (config.get("domain_files") or []),
+                    f"domainsConfigMaps[{i}] key {key} is not in the config's domain_files")
+
     # NetworkPolicy ports.
     for policy in by_kind(rendered, "NetworkPolicy"):
         ports = {(p["port"], p.get("protocol", "TCP")) for rule in policy["spec"]["egress"]
@@ -633,7 +657,9 @@ def sandboxed_config(text: str, sandbox: Path) -> Path:
         paths.append(domain_file)
         target = sandbox / domain_file.lstrip("/")
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text("# placeholder domain list made by check_helm.py\nexample.org\nexample.net\n")
+        placeholder = b"# placeholder domain list made by check_helm.py\nexample.org\nexample.net\n"
+        # A .gz key stands for a gzip file in binaryData: the exporter must read it as such.
+        target.write_bytes(gzip.compress(placeholder) if domain_file.endswith(".gz") else placeholder)
     if glob.get("ca_file"):
         paths.append(glob["ca_file"])
         target = sandbox / glob["ca_file"].lstrip("/")
@@ -828,6 +854,9 @@ def check_root(report: Report, root: Path, exporter: str, promtool: str, workdir
              {"config": {"global": {"state_file": "/tmp/state.json"}}}, "must be a file under"),
             ("webConfig without a Secret or inline config", {"webConfig": {"enabled": True}},
              "webConfig.enabled needs"),
+            ("a domain-list ConfigMap listed twice",
+             {"domainsConfigMaps": [{"name": "a", "keys": ["x.txt"]}, {"name": "a", "keys": ["y.txt"]}]},
+             "is listed twice"),
         ):
             def refused(values: dict[str, Any] = values, needle: str = needle) -> None:
                 try:

@@ -78,6 +78,24 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "mta-sts-exporter.configDir" -}}/etc/mta-sts-exporter/config{{- end }}
 {{- define "mta-sts-exporter.configFile" -}}{{ include "mta-sts-exporter.configDir" . }}/config.yml{{- end }}
 {{- define "mta-sts-exporter.domainsDir" -}}/etc/mta-sts-exporter/domains{{- end }}
+{{- define "mta-sts-exporter.domainListsDir" -}}/etc/mta-sts-exporter/domain-lists{{- end }}
+
+{{/*
+domainsConfigMaps, checked: every entry has a name and keys, no name twice (each is mounted
+at domainListsDir/<name>).
+*/}}
+{{- define "mta-sts-exporter.domainLists" -}}
+{{- $seen := dict }}
+{{- range $i, $list := .Values.domainsConfigMaps }}
+{{- if not $list.name }}
+{{- fail (printf "domainsConfigMaps[%d].name is empty: name an existing ConfigMap holding domain files" $i) }}
+{{- end }}
+{{- if hasKey $seen $list.name }}
+{{- fail (printf "domainsConfigMaps[%d].name %q is listed twice: list each ConfigMap once, with all its keys" $i $list.name) }}
+{{- end }}
+{{- $_ := set $seen $list.name true }}
+{{- end }}
+{{- end }}
 {{- define "mta-sts-exporter.webConfigDir" -}}/etc/mta-sts-exporter/web{{- end }}
 {{- define "mta-sts-exporter.webTlsDir" -}}/etc/mta-sts-exporter/web-tls{{- end }}
 
@@ -94,7 +112,8 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{/*
 The exporter's configuration file (docs/configuration.md), built from values:
 config.global / config.labels / config.domains are passed through as written; domain_files is
-config.domain_files plus one file per key of domainsConfigMap, mounted at domainsDir.
+config.domain_files plus one file per key of domainsConfigMap, mounted at domainsDir, and one
+per key of each domainsConfigMaps entry, mounted at domainListsDir/<name>.
 Refuses a state_file outside persistence.mountPath: the root filesystem is read-only, so the
 state file must sit on the state volume.
 */}}
@@ -113,6 +132,13 @@ state file must sit on the state volume.
 {{- if .Values.domainsConfigMap.name }}
 {{- range .Values.domainsConfigMap.keys }}
 {{- $files = append $files (printf "%s/%s" (include "mta-sts-exporter.domainsDir" $) .) }}
+{{- end }}
+{{- end }}
+{{- include "mta-sts-exporter.domainLists" . }}
+{{- range .Values.domainsConfigMaps }}
+{{- $list := . }}
+{{- range .keys }}
+{{- $files = append $files (printf "%s/%s/%s" (include "mta-sts-exporter.domainListsDir" $) $list.name .) }}
 {{- end }}
 {{- end }}
 {{- /* One section at a time, so the file reads in the documented order. */}}
@@ -282,6 +308,11 @@ spec:
           mountPath: {{ include "mta-sts-exporter.domainsDir" . }}
           readOnly: true
         {{- end }}
+        {{- range $i, $list := .Values.domainsConfigMaps }}
+        - name: domain-list-{{ $i }}
+          mountPath: {{ include "mta-sts-exporter.domainListsDir" $ }}/{{ $list.name }}
+          readOnly: true
+        {{- end }}
         {{- if .Values.webConfig.enabled }}
         - name: web-config
           mountPath: {{ include "mta-sts-exporter.webConfigDir" . }}
@@ -305,6 +336,16 @@ spec:
     - name: domains
       configMap:
         name: {{ .Values.domainsConfigMap.name }}
+    {{- end }}
+    {{- range $i, $list := .Values.domainsConfigMaps }}
+    - name: domain-list-{{ $i }}
+      configMap:
+        name: {{ $list.name }}
+        items:
+          {{- range $list.keys }}
+          - key: {{ . }}
+            path: {{ . }}
+          {{- end }}
     {{- end }}
     {{- if .Values.webConfig.enabled }}
     - name: web-config
