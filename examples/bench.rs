@@ -8,6 +8,10 @@
 //! target/release/examples/bench --domains 10000 --configured 100000   # 100k configured
 //! ```
 
+// Test and tool code: fakes' items are `pub` for the tests that share them, and a failed
+// unwrap is a failed test or a tool's setup error, never a crashed exporter.
+#![allow(unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
+
 #[path = "../tests/support/http.rs"]
 #[allow(dead_code)]
 mod http;

@@ -7,6 +7,10 @@
 //! cargo run --release -- check --config.file /tmp/fleet/config.yml DOMAIN   # one domain now
 //! ```
 
+// Test and tool code: fakes' items are `pub` for the tests that share them, and a failed
+// unwrap is a failed test or a tool's setup error, never a crashed exporter.
+#![allow(unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
+
 #[path = "../tests/support/mod.rs"]
 mod support;
 

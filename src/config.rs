@@ -104,14 +104,14 @@ pub struct Global {
 pub const DEFAULT_CHECK_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// The check's defaults are the configuration's.
-impl Default for crate::check::CheckSettings {
-    fn default() -> crate::check::CheckSettings {
-        crate::check::CheckSettings {
-            resolver: crate::probe::dns::ResolverSettings::default(),
+impl Default for CheckSettings {
+    fn default() -> CheckSettings {
+        CheckSettings {
+            resolver: ResolverSettings::default(),
             fetch: crate::probe::https::FetchSettings::default(),
             smtp: crate::probe::smtp::SmtpSettings::default(),
-            families: crate::probe::dns::Families::default(),
-            address_policy: crate::probe::target::AddressPolicy::default(),
+            families: Families::default(),
+            address_policy: AddressPolicy::default(),
             probe_smtp: true,
             cert_warning: Duration::from_secs(14 * 86_400),
             max_mx: 20,
@@ -1173,7 +1173,7 @@ impl Reader<'_> {
         let shown = path.display();
         let problem = match fs::read(&path) {
             Err(error) => format!("cannot read \"{shown}\": {error}"),
-            Ok(pem) => match crate::stage::cert::TrustStore::only(&pem) {
+            Ok(pem) => match TrustStore::only(&pem) {
                 Ok(_) => return Ok(path),
                 Err(reason) => format!("cannot use \"{shown}\": {reason}"),
             },

@@ -20,6 +20,8 @@
 //! - [`render`] prints a report for people; [`batch`] runs `check` over many domains in order.
 //! - [`tlsrpt`] reads the TLS-RPT reports senders send: decoding, parsing, summaries.
 
+#![forbid(unsafe_code)]
+
 pub mod batch;
 pub mod check;
 pub mod clock;

@@ -1,6 +1,8 @@
 //! The `mta-sts-exporter` command: `check` domains once and print a report, or `serve` the
 //! exporter (the default when `--config.file` is given).
 
+#![forbid(unsafe_code)]
+
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -15,6 +15,10 @@
 //! The file-system cases use a tiny tmpfs when the test may mount one (root), and otherwise
 //! fall back to a way any user can provoke the same error.
 
+// Test and tool code: fakes' items are `pub` for the tests that share them, and a failed
+// unwrap is a failed test or a tool's setup error, never a crashed exporter.
+#![allow(unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::collections::BTreeMap;

@@ -10,6 +10,13 @@
 //! Deadlines are short (1–2 s) and time bounds generous (< 10 s), so the catalogue stays fast
 //! and does not flake on a busy machine.
 
+// Test and tool code: fakes' items are `pub` for the tests that share them, and a failed
+// unwrap is a failed test or a tool's setup error, never a crashed exporter.
+#![allow(unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
+// The heap measure is a counting global allocator, which cannot be written without `unsafe`;
+// the product itself forbids it (`#![forbid(unsafe_code)]` in src/lib.rs and src/main.rs).
+#![allow(unsafe_code)]
+
 mod support;
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -880,10 +887,7 @@ fn mx_names_sharing_one_tarpit_address_queue_only_until_it_is_known_unresponsive
             report.findings
         );
         assert_eq!(report.mx.hosts.len(), 12);
-        assert_eq!(
-            report.verdict,
-            mta_sts_exporter::report::Verdict::EnforcedRefused
-        );
+        assert_eq!(report.verdict, Verdict::EnforcedRefused);
         // Two rounds of two probes reach three timeouts; then one canary.
         assert_eq!(lab.smtp[0].connections(), 5);
         let inferred = report

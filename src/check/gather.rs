@@ -69,15 +69,15 @@ pub enum AddressObservation {
 
 /// The I/O side of a check: resolver, TLS client, settings and the fleet's probe cache.
 pub(super) struct Gatherer<'a> {
-    pub dns: &'a Dns,
-    pub tls: &'a TlsClient,
-    pub settings: &'a CheckSettings,
-    pub cache: Option<&'a ProbeCache>,
+    pub(super) dns: &'a Dns,
+    pub(super) tls: &'a TlsClient,
+    pub(super) settings: &'a CheckSettings,
+    pub(super) cache: Option<&'a ProbeCache>,
 }
 
 impl Gatherer<'_> {
     /// Everything one check of `domain` looks up and probes, within `check_timeout`.
-    pub async fn gather(&self, domain: DomainName) -> Observations {
+    pub(super) async fn gather(&self, domain: DomainName) -> Observations {
         let started = Instant::now();
         let deadline = deadline_after(self.settings.check_timeout);
         let (record_name, tlsrpt_name) = (domain.record_name(), domain.tlsrpt_name());

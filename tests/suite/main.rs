@@ -6,6 +6,10 @@
 //!
 //! Run one area with a filter: `cargo test --test suite dns::`.
 
+// Test and tool code: fakes' items are `pub` for the tests that share them, and a failed
+// unwrap is a failed test or a tool's setup error, never a crashed exporter.
+#![allow(unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
+
 #[path = "../support/mod.rs"]
 mod support;
 

@@ -321,7 +321,7 @@ async fn a_tarpit_shared_by_many_names_is_answered_from_its_state() {
     let running = Arc::new(AtomicUsize::new(0));
     let max = Arc::new(AtomicUsize::new(0));
     let probes = Arc::new(AtomicUsize::new(0));
-    let started = tokio::time::Instant::now();
+    let started = Instant::now();
     let tasks: Vec<_> = (0..50)
         .map(|i| {
             let (cache, running, max, probes) =
