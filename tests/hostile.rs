@@ -1,6 +1,8 @@
 //! The hostile-server catalogue: every server a check talks to is untrusted, so each way one can
-//! misbehave is a case here. Each case pins the exact finding, that the whole check ends within
-//! its deadline, and that memory stays bounded, both by what the report says was read and by the
+//! misbehave is a case here. Each case pins the exact finding, that the check ends within a
+//! bound set by the phases' own deadlines (connect, greeting, command, TLS, fetch: short here;
+//! the whole-check deadline `timeouts.check` keeps its default and is tested on its own in
+//! tests/suite/check.rs), and that memory stays bounded, both by what the report says was read and by the
 //! peak heap the case needed (a counting allocator; the cases run one at a time so the peak is
 //! theirs). Then: a healthy domain checked next to hostile ones is not slowed; the address
 //! guard against DNS that points inside the network; a tarpit shared by many MX names; and a
