@@ -172,6 +172,7 @@ async fn main() {
         std::hint::black_box(text);
     }
     encode_ms.sort_by(|a, b| a.total_cmp(b));
+    let series = series_figures(&service.store);
     tokio::time::sleep(Duration::from_millis(1500)).await; // let the simulator write its stats
     let stats: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(dir.join("stats.json")).unwrap_or_else(|_| "{}".into()),
@@ -245,6 +246,18 @@ async fn main() {
         encode_ms[0], encode_ms[2], encode_ms[4]
     );
 
+    println!(
+        "series (default set): {} in all = {:.2} per configured domain; healthy enforce domains: {:.2} each ({} of them, MX shares included)",
+        series.total, series.total_per_domain, series.healthy_per_domain, series.healthy
+    );
+    println!(
+        "series (detailed set): {} in all = {:.2} per configured domain; healthy: {:.2} each; size {:.1} MiB",
+        series.detailed_total,
+        series.detailed_per_domain,
+        series.detailed_healthy_per_domain,
+        series.detailed_bytes as f64 / (1024.0 * 1024.0)
+    );
+
     service.shutdown().await;
     let _ = child.kill();
     let _ = child.wait();
@@ -270,4 +283,71 @@ async fn scrape_discarding(addr: std::net::SocketAddr) -> usize {
         total += n;
     }
     total
+}
+
+/// Series counts of the exposition: all domains, and healthy enforce domains alone (verdict
+/// enforced_deliverable, no finding), for the default and the detailed set. Per-domain figures
+/// leave out the exporter's own series.
+struct Series {
+    total: usize,
+    total_per_domain: f64,
+    healthy: usize,
+    healthy_per_domain: f64,
+    detailed_total: usize,
+    detailed_per_domain: f64,
+    detailed_healthy_per_domain: f64,
+    detailed_bytes: usize,
+}
+
+fn series_figures(store: &std::sync::Arc<mta_sts_exporter::store::Store>) -> Series {
+    use mta_sts_exporter::metrics::{encode, Exposition, Selection, SelectionHandle};
+    use mta_sts_exporter::report::Verdict;
+    use mta_sts_exporter::store::Store;
+    use std::sync::Arc;
+
+    let render = |store: &Arc<Store>, selection: Selection| {
+        let registry = Exposition::new(store.clone(), None)
+            .with_selection(SelectionHandle::new(selection))
+            .registry();
+        encode(&registry, false).unwrap_or_default()
+    };
+    let count = |text: &str| {
+        text.lines()
+            .filter(|l| !l.starts_with('#') && !l.starts_with("mta_sts_exporter_"))
+            .count()
+    };
+    let entries = store.snapshot();
+    let configured = entries.len().max(1) as f64;
+    let healthy = Arc::new(Store::new());
+    let mut names = Vec::new();
+    let mut reports = Vec::new();
+    for (name, entry) in &entries {
+        if let Some(report) = &entry.report {
+            if report.verdict == Verdict::EnforcedDeliverable && report.findings.is_empty() {
+                names.push((name.clone(), (*entry.meta).clone()));
+                reports.push((**report).clone());
+            }
+        }
+    }
+    let healthy_count = names.len();
+    healthy.set_domains(names);
+    for report in reports {
+        healthy.record(report);
+    }
+    let per_healthy = |n: usize| n as f64 / healthy_count.max(1) as f64;
+    let default = Selection::default();
+    let all = Selection::all();
+    let detailed = render(store, all);
+    let total = count(&render(store, default));
+    let detailed_total = count(&detailed);
+    Series {
+        total,
+        total_per_domain: total as f64 / configured,
+        healthy: healthy_count,
+        healthy_per_domain: per_healthy(count(&render(&healthy, default))),
+        detailed_total,
+        detailed_per_domain: detailed_total as f64 / configured,
+        detailed_healthy_per_domain: per_healthy(count(&render(&healthy, all))),
+        detailed_bytes: detailed.len(),
+    }
 }
