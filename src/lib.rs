@@ -18,6 +18,7 @@
 //!   [`finding::Finding`]s.
 //! - [`clock`] (time helpers), [`domain`] (`DomainName` and the names derived from it).
 //! - [`render`] prints a report for people; [`batch`] runs `check` over many domains in order.
+//! - [`whatif`] judges a draft policy or MX set against the live domain before publishing.
 //! - [`tlsrpt`] reads the TLS-RPT reports senders send: decoding, parsing, summaries.
 
 #![forbid(unsafe_code)]
@@ -43,3 +44,4 @@ pub mod stage;
 pub mod store;
 pub mod tlsrpt;
 pub mod webconfig;
+pub mod whatif;

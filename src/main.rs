@@ -120,6 +120,17 @@ struct CheckArgs {
     /// flags below override its values.
     #[arg(long = "config.file", value_name = "FILE")]
     config_file: Option<PathBuf>,
+    /// What-if: judge this draft policy file against the live domain (one domain) before
+    /// publishing it: does it cover every MX, would enforce deliver, what do senders holding the
+    /// current policy do during the switch, in which order to publish. Exit code 0: under the
+    /// draft an enforcing sender delivers to every MX; 1: it does not; 2: usage error or an
+    /// unreadable draft (docs/whatif.md).
+    #[arg(long, value_name = "FILE")]
+    proposed_policy: Option<PathBuf>,
+    /// What-if: judge this MX set (most preferred first; new hosts are looked up and probed)
+    /// against the live domain, under the live policy or --proposed-policy.
+    #[arg(long, value_name = "HOST[,HOST...]", value_delimiter = ',')]
+    proposed_mx: Vec<String>,
     #[command(flatten)]
     probe: ProbeArgs,
 }
@@ -559,6 +570,9 @@ async fn run_check(args: CheckArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if args.proposed_policy.is_some() || !args.proposed_mx.is_empty() {
+        return run_what_if(&args, &domains, &checker).await;
+    }
     let output = match args.format {
         Format::Text => batch::Output::Text,
         Format::Json => batch::Output::Json,
@@ -583,6 +597,73 @@ async fn run_check(args: CheckArgs) -> ExitCode {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+/// `check DOMAIN --proposed-policy FILE --proposed-mx HOST,...`: exit 0 when the draft delivers
+/// to every MX under enforcement, 1 when not, 2 for a usage error or an unreadable draft.
+async fn run_what_if(args: &CheckArgs, domains: &[String], checker: &Checker) -> ExitCode {
+    use mta_sts_exporter::whatif::{self, Draft};
+    let [domain] = domains else {
+        eprintln!(
+            "error: --proposed-policy and --proposed-mx judge one domain; {} were given",
+            domains.len()
+        );
+        return ExitCode::from(2);
+    };
+    let mut draft = Draft::default();
+    if let Some(path) = &args.proposed_policy {
+        // A policy is at most 64 KiB (RFC 8461 §3.3); read one byte more to tell.
+        let cap = mta_sts_exporter::probe::https::MAX_POLICY_BYTES;
+        let mut body = Vec::new();
+        let read = std::fs::File::open(path).and_then(|file| {
+            std::io::Read::read_to_end(
+                &mut std::io::Read::take(file, u64::try_from(cap).unwrap_or(u64::MAX) + 1),
+                &mut body,
+            )
+        });
+        if let Err(e) = read {
+            eprintln!("error: --proposed-policy {}: {e}", path.display());
+            return ExitCode::from(2);
+        }
+        if body.len() > cap {
+            eprintln!(
+                "error: --proposed-policy {}: larger than {cap} bytes, the most senders fetch (RFC 8461 §3.3)",
+                path.display()
+            );
+            return ExitCode::from(2);
+        }
+        draft.policy = Some(body);
+    }
+    if !args.proposed_mx.is_empty() {
+        let mut hosts = Vec::new();
+        for raw in &args.proposed_mx {
+            match normalize_domain(raw.trim()) {
+                Ok(host) if !hosts.contains(&host) => hosts.push(host),
+                Ok(_) => {}
+                Err(e) => {
+                    eprintln!("error: --proposed-mx: invalid host name {raw:?}: {e}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
+        draft.mx = Some(hosts);
+    }
+    let what = whatif::what_if(checker, domain, &draft).await;
+    match args.format {
+        Format::Json => match serde_json::to_string(&what) {
+            Ok(json) => println!("{json}"),
+            Err(e) => {
+                eprintln!("error: cannot encode the what-if: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        Format::Text => print!("{}", whatif::render(&what)),
+    }
+    if what.ready {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
     }
 }
 

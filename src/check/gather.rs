@@ -115,6 +115,18 @@ impl Gatherer<'_> {
         }
     }
 
+    /// [`Gatherer::host`] for each of `hosts`, under one check deadline.
+    pub(super) async fn hosts(&self, hosts: &[(String, u16)]) -> Vec<HostObservation> {
+        let deadline = deadline_after(self.settings.check_timeout);
+        join_all(
+            hosts
+                .iter()
+                .take(self.settings.max_mx)
+                .map(|(name, preference)| self.host(name.clone(), *preference, deadline)),
+        )
+        .await
+    }
+
     async fn policy(&self, domain: &DomainName) -> PolicyObservation {
         let host = domain.policy_host();
         match self.dns.addresses(&host, self.settings.families).await {

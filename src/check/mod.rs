@@ -127,6 +127,19 @@ impl Checker {
         )
     }
 
+    /// Looks up and probes the MX hosts `hosts` (name, preference) as a check of a domain with
+    /// that MX set would, within one check deadline (for judging a proposed MX set).
+    pub async fn observe_hosts(&self, hosts: &[(String, u16)]) -> Vec<gather::HostObservation> {
+        let inner = &self.inner;
+        let gatherer = gather::Gatherer {
+            dns: &inner.dns,
+            tls: &inner.tls,
+            settings: &inner.settings,
+            cache: inner.cache.as_deref(),
+        };
+        gatherer.hosts(hosts).await
+    }
+
     /// Gathers what one check of `domain` sees, without judging it.
     pub async fn observe(&self, domain: &str) -> Observations {
         let inner = &self.inner;

@@ -31,3 +31,4 @@ mod smtp;
 mod tls;
 mod tlsrpt;
 mod webconfig;
+mod whatif;
