@@ -385,8 +385,13 @@ pub enum NotProbedReason {
     Forbidden { detail: &'static str },
     /// Beyond `max_addresses_per_mx`.
     OverLimit,
-    /// The check's deadline passed before this address's probe finished.
+    /// The probe had its politeness slot and was still running at the check's deadline
+    /// (moved back by any time spent waiting for the slot).
     Abandoned,
+    /// Still waiting for a politeness slot at the address when the wait limit (an hour) ran
+    /// out, behind `behind` probes of the address. Waiting for a slot does not count against
+    /// the check's deadline.
+    Queued { behind: usize },
 }
 
 /// The JSON of a host keeps the booleans of earlier releases next to `transport`.

@@ -10,7 +10,7 @@ use tokio::time::{timeout_at, Instant};
 
 use crate::clock::deadline_after;
 use crate::domain::DomainName;
-use crate::probe::cache::ProbeCache;
+use crate::probe::cache::{ProbeCache, Unfinished};
 use crate::probe::dns::{Dns, Lookup, MxAnswer, TxtAnswer};
 use crate::probe::https::{fetch_policy_at, PolicyFetch};
 use crate::probe::smtp::{probe_mx, SmtpProbe};
@@ -138,7 +138,8 @@ impl Gatherer<'_> {
     }
 
     /// Looks up one MX host's addresses and probes those we may, each probe cut off at
-    /// `deadline` on its own: what finished is kept, the rest is marked abandoned.
+    /// `deadline` on its own (not counting a wait for a politeness slot): what finished is
+    /// kept, the rest is marked abandoned or queued, with every resolved address.
     async fn host(&self, name: String, preference: u16, deadline: Instant) -> HostObservation {
         let settings = self.settings;
         let mut host = HostObservation {
@@ -177,9 +178,9 @@ impl Gatherer<'_> {
             host.probes = join_all(plan.into_iter().map(|step| async move {
                 match step {
                     Err(skipped) => skipped,
-                    Ok(ip) => match timeout_at(deadline, self.probe(name, ip)).await {
+                    Ok(ip) => match self.probe(name, ip, deadline).await {
                         Ok(probe) => AddressObservation::Probed(probe),
-                        Err(_) => AddressObservation::NotProbed(ip, NotProbedReason::Abandoned),
+                        Err(reason) => AddressObservation::NotProbed(ip, reason),
                     },
                 }
             }))
@@ -189,12 +190,28 @@ impl Gatherer<'_> {
         host
     }
 
-    async fn probe(&self, host: &str, address: IpAddr) -> Arc<SmtpProbe> {
+    /// Probes one address, by `deadline`; through the fleet's cache, time spent waiting for
+    /// the address's politeness slot does not count against it (docs/design.md, "Deadlines").
+    async fn probe(
+        &self,
+        host: &str,
+        address: IpAddr,
+        deadline: Instant,
+    ) -> Result<Arc<SmtpProbe>, NotProbedReason> {
         let probe = || probe_mx(self.tls, host, address, &self.settings.smtp);
         let target = std::net::SocketAddr::new(address, self.settings.smtp.port);
         match self.cache {
-            Some(cache) => cache.probe(host, target, probe).await,
-            None => Arc::new(probe().await),
+            Some(cache) => cache
+                .probe_before(host, target, deadline, probe)
+                .await
+                .map_err(|unfinished| match unfinished {
+                    Unfinished::Queued { behind } => NotProbedReason::Queued { behind },
+                    Unfinished::Abandoned => NotProbedReason::Abandoned,
+                }),
+            None => timeout_at(deadline, probe())
+                .await
+                .map(Arc::new)
+                .map_err(|_| NotProbedReason::Abandoned),
         }
     }
 }

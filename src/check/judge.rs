@@ -407,10 +407,19 @@ fn mx_host(
         .iter()
         .filter(|n| n.reason == NotProbedReason::OverLimit)
         .count();
-    let abandoned = host
+    let unfinished: Vec<String> = host
         .not_probed
         .iter()
-        .any(|n| n.reason == NotProbedReason::Abandoned);
+        .filter_map(|n| match n.reason {
+            NotProbedReason::Abandoned => Some(format!("{} probe abandoned", n.address)),
+            NotProbedReason::Queued { behind } => Some(format!(
+                "{} still waiting for a politeness slot, behind {behind} probes of that address",
+                n.address
+            )),
+            _ => None,
+        })
+        .collect();
+    let abandoned = !unfinished.is_empty();
     if !forbidden.is_empty() && forbidden.len() == host.addresses.len() {
         findings.push(
             Finding::new(
@@ -454,7 +463,18 @@ fn mx_host(
         );
     }
     if abandoned {
-        findings.push(timed_out(&host.name));
+        findings.push(
+            Finding::new(
+                Code::CheckTimedOut,
+                format!(
+                    "the probes of {} did not finish within the check's deadline of {} (timeouts.check; time waiting for a politeness slot does not count): {}; its transport is unknown",
+                    host.name,
+                    format_duration(settings.check_timeout),
+                    unfinished.join(", ")
+                ),
+            )
+            .with_host(&host.name),
+        );
     }
     findings.extend(probe_findings(&host.name, &probed, settings, now));
     host.transport = if probed.iter().any(|p| !p.starttls_ok()) {
@@ -1068,6 +1088,32 @@ mod tests {
             severity_of(&report, Code::CheckTimedOut),
             Some(Severity::Warning)
         );
+
+        let message = &report.findings[0].message;
+        assert!(message.contains("192.0.2.26 probe abandoned"), "{message}");
+
+        // Still in line for a politeness slot at the wait limit: said so, with the queue.
+        let queued = host(
+            "mx.example.com",
+            ips(&["192.0.2.25"]),
+            vec![AddressObservation::NotProbed(
+                "192.0.2.25".parse().unwrap(),
+                NotProbedReason::Queued { behind: 40 },
+            )],
+        );
+        let report = run(observations(POLICY, vec![queued]));
+        assert_eq!(report.verdict, Verdict::Undetermined);
+        let mx = &report.mx.hosts[0];
+        assert_eq!(mx.addresses.len(), 1, "the address stays known");
+        assert_eq!(mx.transport, HostTransport::TimedOut);
+        let message = &report.findings[0].message;
+        assert!(
+            message.contains("192.0.2.25 still waiting for a politeness slot, behind 40 probes"),
+            "{message}"
+        );
+        let json = serde_json::to_value(mx).unwrap();
+        assert_eq!(json["not_probed"][0]["reason"], "queued");
+        assert_eq!(json["not_probed"][0]["behind"], 40);
 
         let mut timed_out = observations(POLICY, vec![healthy_mx()]);
         timed_out.policy = PolicyObservation::TimedOut;

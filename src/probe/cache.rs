@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{OnceCell, Semaphore};
-use tokio::time::Instant;
+use tokio::sync::{Notify, OnceCell, Semaphore};
+use tokio::time::{sleep_until, Instant};
 
 use crate::probe::health::{
     Admission, HealthMemory, HealthSettings, Observed, Silence, Unresponsive,
@@ -23,7 +23,7 @@ pub struct ProbeCache {
     ttl: Duration,
     per_address: usize,
     slots: Mutex<HashMap<(String, SocketAddr), Slot>>,
-    limits: Mutex<HashMap<IpAddr, Arc<Semaphore>>>,
+    limits: Mutex<HashMap<IpAddr, Arc<Limit>>>,
     health: Mutex<HealthMemory>,
     hits: AtomicU64,
     misses: AtomicU64,
@@ -34,7 +34,52 @@ pub struct ProbeCache {
 struct Slot {
     created: Instant,
     cell: Arc<OnceCell<Arc<SmtpProbe>>>,
+    progress: Arc<Progress>,
 }
+
+/// The politeness bound of one address.
+#[derive(Debug)]
+struct Limit {
+    permits: Arc<Semaphore>,
+    /// Requests waiting for a permit now.
+    queued: std::sync::atomic::AtomicUsize,
+}
+
+/// Where a slot's probe is: waiting for its address's permit, or probing since when.
+#[derive(Debug, Default)]
+struct Progress {
+    phase: Mutex<Phase>,
+    started: Notify,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+enum Phase {
+    #[default]
+    NotStarted,
+    /// Waiting for a permit, behind this many probes of the address (queued or running when
+    /// it joined the line).
+    Queued {
+        behind: usize,
+    },
+    Probing {
+        since: Instant,
+    },
+}
+
+/// Why [`ProbeCache::probe_before`] gave up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unfinished {
+    /// Still waiting for a politeness slot at the address after [`QUEUE_CEILING`], behind this
+    /// many probes of it.
+    Queued { behind: usize },
+    /// The probe had its slot and was still running at the (extended) deadline.
+    Abandoned,
+}
+
+/// Longest a request waits in line for a politeness slot before it is given up as
+/// [`Unfinished::Queued`]. Waiting does not count against a check's deadline (a domain must
+/// not become undetermined because others share its MX address), but it is bounded.
+pub const QUEUE_CEILING: Duration = Duration::from_secs(3_600);
 
 /// Hit and miss counts since start, and the health memory now.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -82,12 +127,75 @@ impl ProbeCache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = SmtpProbe>,
     {
-        let cell = self.slot(host, target);
-        let result = cell.get_or_init(|| self.run(host, target, probe)).await;
+        let (cell, progress) = self.slot(host, target);
+        let result = cell
+            .get_or_init(|| self.run(host, target, probe, progress))
+            .await;
         result.clone()
     }
 
-    async fn run<F, Fut>(&self, host: &str, target: SocketAddr, probe: F) -> Arc<SmtpProbe>
+    /// As [`ProbeCache::probe`], giving up at `deadline`, except that time spent waiting for
+    /// the address's politeness slot does not count: the deadline moves back by the time this
+    /// request waited for the probe to get its slot (at most [`QUEUE_CEILING`]). A request that
+    /// joins a probe already running gets no extension.
+    pub async fn probe_before<F, Fut>(
+        &self,
+        host: &str,
+        target: SocketAddr,
+        deadline: Instant,
+        probe: F,
+    ) -> Result<Arc<SmtpProbe>, Unfinished>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = SmtpProbe>,
+    {
+        let joined = Instant::now();
+        let ceiling = joined + QUEUE_CEILING;
+        let (cell, progress) = self.slot(host, target);
+        let work = cell.get_or_init(|| self.run(host, target, probe, progress.clone()));
+        tokio::pin!(work);
+        let mut until = deadline;
+        loop {
+            tokio::select! {
+                result = &mut work => return Ok(result.clone()),
+                _ = sleep_until(until) => {}
+            }
+            // Registered before the phase is read, so a start in between is not missed.
+            let started = progress.started.notified();
+            tokio::pin!(started);
+            started.as_mut().enable();
+            let now = Instant::now();
+            match progress.get() {
+                Phase::Probing { since } => {
+                    let waited = since.saturating_duration_since(joined);
+                    let extended = deadline.checked_add(waited).unwrap_or(ceiling);
+                    if now >= extended {
+                        return Err(Unfinished::Abandoned);
+                    }
+                    until = extended;
+                }
+                Phase::Queued { behind } if now >= ceiling => {
+                    return Err(Unfinished::Queued { behind })
+                }
+                Phase::Queued { .. } | Phase::NotStarted => {
+                    tokio::select! {
+                        result = &mut work => return Ok(result.clone()),
+                        _ = &mut started => {}
+                        _ = sleep_until(ceiling) => {}
+                    }
+                    until = Instant::now();
+                }
+            }
+        }
+    }
+
+    async fn run<F, Fut>(
+        &self,
+        host: &str,
+        target: SocketAddr,
+        probe: F,
+        progress: Arc<Progress>,
+    ) -> Arc<SmtpProbe>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = SmtpProbe>,
@@ -98,8 +206,19 @@ impl ProbeCache {
             return Arc::new(self.inferred(host, target, &state));
         }
         let limit = self.limit(target.ip());
+        let running = self
+            .per_address
+            .saturating_sub(limit.permits.available_permits());
+        let behind = limit.queued.fetch_add(1, Ordering::SeqCst) + running;
+        progress.set(Phase::Queued { behind });
+        let in_line = InLine(&limit);
         // A closed semaphore cannot happen (we never close it); probe anyway if it did.
-        let _permit = limit.acquire_owned().await.ok();
+        let _permit = limit.permits.clone().acquire_owned().await.ok();
+        drop(in_line);
+        progress.set(Phase::Probing {
+            since: Instant::now(),
+        });
+        progress.started.notify_waiters();
         // The address may have been taken for unresponsive while this request waited.
         let admission = lock(&self.health).admit(target, Instant::now());
         let mut canary = match admission {
@@ -151,7 +270,11 @@ impl ProbeCache {
         }
     }
 
-    fn slot(&self, host: &str, target: SocketAddr) -> Arc<OnceCell<Arc<SmtpProbe>>> {
+    fn slot(
+        &self,
+        host: &str,
+        target: SocketAddr,
+    ) -> (Arc<OnceCell<Arc<SmtpProbe>>>, Arc<Progress>) {
         let now = Instant::now();
         let mut slots = lock(&self.slots);
         let key = (host.to_string(), target);
@@ -167,24 +290,30 @@ impl ProbeCache {
             };
             if fresh {
                 self.hits.fetch_add(1, Ordering::Relaxed);
-                return slot.cell.clone();
+                return (slot.cell.clone(), slot.progress.clone());
             }
         }
         self.misses.fetch_add(1, Ordering::Relaxed);
         let slot = Slot {
             created: now,
             cell: Arc::new(OnceCell::new()),
+            progress: Arc::default(),
         };
-        let cell = slot.cell.clone();
+        let handles = (slot.cell.clone(), slot.progress.clone());
         slots.insert(key, slot);
-        cell
+        handles
     }
 
-    fn limit(&self, address: IpAddr) -> Arc<Semaphore> {
+    fn limit(&self, address: IpAddr) -> Arc<Limit> {
         let mut limits = lock(&self.limits);
         limits
             .entry(address)
-            .or_insert_with(|| Arc::new(Semaphore::new(self.per_address)))
+            .or_insert_with(|| {
+                Arc::new(Limit {
+                    permits: Arc::new(Semaphore::new(self.per_address)),
+                    queued: Default::default(),
+                })
+            })
             .clone()
     }
 
@@ -215,6 +344,25 @@ impl ProbeCache {
             entries: lock(&self.slots).len(),
             unresponsive: lock(&self.health).unresponsive_count(Instant::now()),
         }
+    }
+}
+
+impl Progress {
+    fn get(&self) -> Phase {
+        *lock(&self.phase)
+    }
+
+    fn set(&self, phase: Phase) {
+        *lock(&self.phase) = phase;
+    }
+}
+
+/// A request waiting for its address's permit; counted out when it gets it or gives up.
+struct InLine<'a>(&'a Limit);
+
+impl Drop for InLine<'_> {
+    fn drop(&mut self) {
+        self.0.queued.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

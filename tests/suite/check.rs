@@ -601,3 +601,71 @@ async fn an_unadvertised_policy_fetch_cut_off_at_the_deadline_reports_nothing() 
     assert_eq!(r.policy.status, PolicyStatus::NotFetched);
     assert_eq!(r.verdict, Verdict::NoPolicy);
 }
+
+/// Six domains, each with its own MX name, all on one slow address probed one at a time: the
+/// last waits about five probes for its slot, well past its 2 s deadline. Waiting for a
+/// politeness slot does not count, so none is undetermined because the others share its
+/// address; every report keeps its address and its probe.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sharing_a_slow_mx_address_does_not_make_a_domain_undetermined() {
+    use std::net::Ipv4Addr;
+    use std::sync::Arc;
+    use std::time::Duration;
+    let domains: Vec<String> = (0..6).map(|i| format!("d{i}.queue.test")).collect();
+    let mx_names: Vec<String> = domains.iter().map(|d| format!("mx.{d}")).collect();
+    let mut builder = Lab::builder();
+    let names: Vec<&str> = mx_names.iter().map(String::as_str).collect();
+    let leaf = builder.ca.leaf(&names, Validity::Valid);
+    // About 0.7 s per probe: the greeting trickles in.
+    let slow = SmtpBehaviour {
+        greeting: support::smtp::Greeting::Trickle {
+            text: "220 mx.queue.test ESMTP".into(),
+            interval: Duration::from_millis(30),
+        },
+        ..SmtpBehaviour::serving(&leaf)
+    };
+    builder = builder.mx(&domains[0], 10, &mx_names[0], Some(slow));
+    for (domain, mx) in domains.iter().zip(&mx_names) {
+        builder = builder
+            .record(domain, "v=STSv1; id=1;")
+            .policy(domain, Reply::policy(&enforce_policy(&[mx])))
+            .tlsrpt(domain, "v=TLSRPTv1; rua=mailto:tls@queue.test");
+        if domain != &domains[0] {
+            let (domain, mx) = (domain.clone(), mx.clone());
+            builder =
+                builder.dns(move |d| d.mx(&domain, 10, &mx).a(&mx, Ipv4Addr::new(127, 0, 1, 1)));
+        }
+    }
+    let lab = builder.start().await;
+    let mut settings = lab.settings();
+    settings.check_timeout = Duration::from_secs(2);
+    let cache = Arc::new(mta_sts_exporter::probe::cache::ProbeCache::new(
+        Duration::from_secs(600),
+        1,
+    ));
+    let checker =
+        mta_sts_exporter::check::Checker::with_cache(settings, lab.trust(), cache).unwrap();
+    let started = std::time::Instant::now();
+    let reports = futures_util::future::join_all(domains.iter().map(|d| checker.check(d))).await;
+    // The queue really was longer than the deadline.
+    assert!(
+        started.elapsed() > Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    for r in &reports {
+        assert_eq!(
+            r.verdict,
+            Verdict::EnforcedDeliverable,
+            "{}: {:#?}",
+            r.domain,
+            r.findings
+        );
+        assert!(codes(r).is_empty(), "{}: {:?}", r.domain, codes(r));
+        let host = &r.mx.hosts[0];
+        assert_eq!(host.addresses, [std::net::IpAddr::from([127, 0, 1, 1])]);
+        assert_eq!(host.probes.len(), 1);
+        assert!(host.not_probed.is_empty());
+    }
+    assert_eq!(lab.smtp[0].connections(), 6);
+}

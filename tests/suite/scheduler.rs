@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use mta_sts_exporter::finding::Code;
-use mta_sts_exporter::probe::cache::ProbeCache;
+use mta_sts_exporter::probe::cache::{ProbeCache, Unfinished, QUEUE_CEILING};
 use mta_sts_exporter::probe::health::HealthSettings;
 use mta_sts_exporter::probe::smtp::{SmtpOutcome, SmtpProbe};
 use mta_sts_exporter::report::{DomainReport, PolicyStatus, RecordStatus};
@@ -432,4 +432,112 @@ async fn an_abandoned_canary_is_replaced() {
         .await;
     assert_eq!(probed.load(Ordering::SeqCst), 1);
     assert!(next.inferred.is_none());
+}
+
+fn slow_probe(
+    host: &'static str,
+    address: IpAddr,
+    secs: u64,
+) -> impl FnOnce() -> std::pin::Pin<Box<dyn std::future::Future<Output = SmtpProbe> + Send>> {
+    move || {
+        Box::pin(async move {
+            tokio::time::sleep(Duration::from_secs(secs)).await;
+            fake_probe(host, address)
+        })
+    }
+}
+
+/// Waiting for a politeness slot does not count against a check's deadline; probing does.
+#[tokio::test(start_paused = true)]
+async fn waiting_for_a_politeness_slot_does_not_count_against_the_deadline() {
+    let cache = Arc::new(ProbeCache::new(Duration::from_secs(600), 1));
+    let address = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 20));
+    let target = SocketAddr::new(address, 25);
+    let t0 = Instant::now();
+    let deadline = t0 + Duration::from_secs(10);
+    // A holds the only slot for 100 s, with no deadline.
+    let a = {
+        let cache = cache.clone();
+        tokio::spawn(async move {
+            cache
+                .probe("a.test", target, slow_probe("a.test", address, 100))
+                .await
+        })
+    };
+    tokio::task::yield_now().await;
+    let run = |host: &'static str, secs: u64, deadline: Instant| {
+        let cache = cache.clone();
+        tokio::spawn(async move {
+            let result = cache
+                .probe_before(host, target, deadline, slow_probe(host, address, secs))
+                .await;
+            (result.map(|p| p.host.clone()), t0.elapsed())
+        })
+    };
+    // B waits 100 s for the slot, then probes 5 s: done at 105 s, long after its 10 s deadline.
+    let b = run("b.test", 5, deadline);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // C joins B's probe (same MX name) at 1 s: it waited 99 s of it, so it gets the result.
+    let c = run("b.test", 5, t0 + Duration::from_secs(11));
+    // D waits behind B too, then its probe would take 50 s: abandoned at 10 s + its wait.
+    let d = run("d.test", 50, deadline);
+    assert_eq!(a.await.unwrap().host, "a.test");
+    let (b, b_at) = b.await.unwrap();
+    assert_eq!((b.unwrap(), b_at.as_secs()), ("b.test".to_string(), 105));
+    let (c, c_at) = c.await.unwrap();
+    assert_eq!((c.unwrap(), c_at.as_secs()), ("b.test".to_string(), 105));
+    let (d, d_at) = d.await.unwrap();
+    assert_eq!(d, Err(Unfinished::Abandoned));
+    // It got its slot at 105 s, having waited 104 s: abandoned at 10 + 104 = 114 s.
+    assert_eq!(d_at.as_secs(), 114);
+    // A request that joins a probe already running gets no extension.
+    let late = cache
+        .probe_before(
+            "e.test",
+            target,
+            Instant::now() + Duration::from_secs(1),
+            slow_probe("e.test", address, 30),
+        )
+        .await;
+    assert_eq!(late.unwrap_err(), Unfinished::Abandoned);
+}
+
+/// The wait itself is bounded: after an hour in line the request gives up, saying how many
+/// probes of the address were ahead of it.
+#[tokio::test(start_paused = true)]
+async fn a_wait_for_a_slot_ends_at_the_queue_ceiling() {
+    let cache = Arc::new(ProbeCache::new(Duration::from_secs(600), 1));
+    let address = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 21));
+    let target = SocketAddr::new(address, 25);
+    let holder = {
+        let cache = cache.clone();
+        tokio::spawn(async move {
+            cache
+                .probe("a.test", target, slow_probe("a.test", address, 7_200))
+                .await
+        })
+    };
+    tokio::task::yield_now().await;
+    let queued = {
+        let cache = cache.clone();
+        tokio::spawn(async move {
+            cache
+                .probe("b.test", target, slow_probe("b.test", address, 1))
+                .await
+        })
+    };
+    tokio::task::yield_now().await;
+    let started = Instant::now();
+    let result = cache
+        .probe_before(
+            "c.test",
+            target,
+            started + Duration::from_secs(10),
+            slow_probe("c.test", address, 1),
+        )
+        .await;
+    assert_eq!(result.unwrap_err(), Unfinished::Queued { behind: 2 });
+    assert_eq!(started.elapsed(), QUEUE_CEILING);
+    holder.abort();
+    queued.abort();
 }
