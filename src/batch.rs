@@ -259,6 +259,7 @@ pub async fn check_all(
     let total = domains.len();
     let domains = std::sync::Arc::new(domains);
     let names = domains.clone();
+    let resolver = std::sync::Arc::new(checker.settings().resolver.describe());
     let mut runner: InOrder<DomainReport> = InOrder::new(
         total,
         concurrency,
@@ -266,9 +267,20 @@ pub async fn check_all(
         Box::new(move |index| {
             let checker = checker.clone();
             let domains = domains.clone();
+            let resolver = resolver.clone();
             Box::pin(async move {
                 let domain = domains.get(index).map(String::as_str).unwrap_or_default();
-                checker.check(domain).await
+                let mut report = checker.check(domain).await;
+                // failed lookups name the resolver that was asked
+                let settings = checker.settings();
+                crate::selfhealth::annotate(
+                    &mut report,
+                    &resolver,
+                    &[],
+                    settings.smtp.port,
+                    settings.fetch.port,
+                );
+                report
             })
         }),
     );

@@ -25,6 +25,7 @@
 
 pub mod batch;
 pub mod check;
+pub mod checklog;
 pub mod clock;
 pub mod config;
 pub mod domain;
@@ -37,6 +38,7 @@ pub mod probe;
 pub mod render;
 pub mod report;
 pub mod scheduler;
+pub mod selfhealth;
 pub mod server;
 pub mod service;
 pub mod shard;

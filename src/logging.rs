@@ -38,19 +38,43 @@ pub fn parse_level(s: &str) -> Result<Level, String> {
     }
 }
 
-/// Installs the global subscriber (stderr). Call once.
-pub fn init(level: Level, format: LogFormat) {
-    let builder = tracing_subscriber::fmt()
-        .with_max_level(level)
-        .with_writer(std::io::stderr);
+/// Installs the global subscriber (stderr). Call once. `level` is the exporter's own;
+/// `libraries` that of everything else (hickory, rustls, hyper), by default [`library_level`].
+pub fn init(level: Level, libraries: Option<Level>, format: LogFormat) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let filter = targets(level, libraries);
+    let registry = tracing_subscriber::registry().with(filter);
+    let layer = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     let _ = match format {
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
+        LogFormat::Json => registry
+            .with(
+                layer
+                    .json()
+                    .flatten_event(true)
+                    .with_current_span(false)
+                    .with_span_list(false),
+            )
             .try_init(),
-        LogFormat::Logfmt => builder.event_format(Logfmt).try_init(),
+        LogFormat::Logfmt => registry.with(layer.event_format(Logfmt)).try_init(),
     };
+}
+
+/// The crates whose events are the exporter's own (the library and the binary share the name).
+const OWN_TARGET: &str = "mta_sts_exporter";
+
+/// Which events pass: the exporter's at `level`, the libraries' at `libraries`.
+fn targets(level: Level, libraries: Option<Level>) -> tracing_subscriber::filter::Targets {
+    tracing_subscriber::filter::Targets::new()
+        .with_default(libraries.unwrap_or_else(|| library_level(level)))
+        .with_target(OWN_TARGET, level)
+}
+
+/// The libraries' level when none is asked for: warn, or `level` when that says less (error).
+/// At debug, hickory alone writes several lines per query: that is asked for explicitly.
+pub fn library_level(level: Level) -> Level {
+    // tracing orders levels by verbosity: ERROR < WARN < INFO < DEBUG < TRACE
+    level.min(Level::WARN)
 }
 
 /// `ts=... level=info caller=module msg="..." key=value`
@@ -152,6 +176,26 @@ mod tests {
     fn quoting() {
         assert_eq!(quote("a b"), "\"a b\"");
         assert_eq!(quote("say \"hi\"\n"), "\"say \\\"hi\\\"\\n\"");
+    }
+
+    #[test]
+    fn libraries_log_at_warn_unless_asked() {
+        use tracing_subscriber::filter::Targets;
+        let passes = |t: &Targets, target: &str, level: Level| t.would_enable(target, &level);
+        let t = targets(Level::DEBUG, None);
+        assert!(passes(&t, "mta_sts_exporter::service", Level::DEBUG));
+        assert!(passes(&t, "mta_sts_exporter", Level::DEBUG));
+        assert!(!passes(&t, "hickory_proto::udp", Level::INFO));
+        assert!(passes(&t, "hickory_proto::udp", Level::WARN));
+        assert!(!passes(&t, "rustls::client", Level::DEBUG));
+        // less than warn asked: libraries say less too
+        let t = targets(Level::ERROR, None);
+        assert!(!passes(&t, "hyper::proto", Level::WARN));
+        assert!(!passes(&t, "mta_sts_exporter::service", Level::WARN));
+        // asked for
+        let t = targets(Level::INFO, Some(Level::DEBUG));
+        assert!(passes(&t, "hickory_resolver", Level::DEBUG));
+        assert!(!passes(&t, "mta_sts_exporter::check", Level::DEBUG));
     }
 
     #[test]

@@ -13,6 +13,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use mta_sts_exporter::batch;
 use mta_sts_exporter::check::Checker;
+use mta_sts_exporter::checklog::CheckLog;
 use mta_sts_exporter::config::{self, normalize_domain, Global};
 use mta_sts_exporter::duration::parse_duration;
 use mta_sts_exporter::logging;
@@ -62,6 +63,14 @@ struct ServeArgs {
     /// Log format: logfmt or json.
     #[arg(long = "log.format", value_name = "FORMAT", default_value = "logfmt")]
     log_format: logging::LogFormat,
+    /// Log level of the libraries (DNS resolver, TLS, HTTP): debug, info, warn, error. Without
+    /// it they log at warn, or less when --log.level says less.
+    #[arg(long = "log.library-level", value_name = "LEVEL", value_parser = logging::parse_level)]
+    log_library_level: Option<tracing::Level>,
+    /// Which finished checks get a log line at info (domain, verdict, duration, findings):
+    /// all, off, or 1/N for one check in N (big fleets).
+    #[arg(long = "log.checks", value_name = "all|off|1/N", default_value = "all")]
+    log_checks: CheckLog,
     /// TLS, client certificates, basic auth and response headers for --web.listen-address, in
     /// Prometheus exporter-toolkit's format (see docs/web-config.md). Re-read when it or a file it
     /// names changes.
@@ -369,7 +378,7 @@ fn start_failed(format: logging::LogFormat, message: &str, code: u8) -> ExitCode
 }
 
 async fn run_serve(args: ServeArgs) -> ExitCode {
-    logging::init(args.log_level, args.log_format);
+    logging::init(args.log_level, args.log_library_level, args.log_format);
     let fail = |message: &str, code: u8| start_failed(args.log_format, message, code);
     let Some(config_file) = args.config_file.clone() else {
         return fail(
@@ -458,6 +467,7 @@ async fn run_serve(args: ServeArgs) -> ExitCode {
         web_config: web_config.clone(),
         probe_listener,
         state_save_interval: args.state_save_interval,
+        check_log: args.log_checks,
         scheduler: mta_sts_exporter::scheduler::SchedulerSettings {
             first_check_window: args.first_check_window,
             ..mta_sts_exporter::scheduler::SchedulerSettings::default()

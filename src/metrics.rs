@@ -99,6 +99,7 @@ defs! {
     STATE_LAST_SAVE = "mta_sts_exporter_state_last_save_success_timestamp_seconds", Gauge, Default, "", "Unix time the state file was last saved";
     RELOAD_OK = "mta_sts_exporter_config_last_reload_successful", Gauge, Default, "", "1 if the last configuration load succeeded";
     RELOAD_TIME = "mta_sts_exporter_config_last_reload_success_timestamp_seconds", Gauge, Default, "", "Unix time of the last successful configuration load";
+    BLIND = "mta_sts_exporter_blind", Gauge, Default, "reason", "1 while most recent checks fail the same way on the exporter's side (reason: resolver_failing, resolver_nxdomain, smtp_blocked, https_blocked), so per-domain results say more about the exporter than the domains";
 }
 
 // A selection is a bit mask over METRICS.
@@ -722,6 +723,11 @@ impl prometheus_client::collector::Collector for Exposition {
             &RELOAD_TIME,
             &[(no_labels, self.store.reload_success_timestamp() as f64)],
         )?;
+        let blind = self
+            .store
+            .blindness()
+            .map(|(cause, blind)| ([("reason", cause.as_str())], bool_value(blind)));
+        gauge_family(&mut encoder, sel, &BLIND, &blind)?;
         Ok(())
     }
 }

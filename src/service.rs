@@ -8,6 +8,7 @@ use std::sync::{Arc, RwLock};
 use tokio::net::TcpListener;
 
 use crate::check::Checker;
+use crate::checklog::{CheckLog, CheckLogger};
 use crate::clock::unix_now;
 use crate::config::{self, Config, ExpectedMode};
 use crate::drift::{write_atomically, DriftState, LoadOutcome};
@@ -15,6 +16,7 @@ use crate::metrics::{Exposition, SelectionHandle};
 use crate::probe::cache::ProbeCache;
 use crate::report::DomainReport;
 use crate::scheduler::{self, CheckFn, ReportSink, SchedulerSettings, Target};
+use crate::selfhealth::{self, Change, Observation};
 use crate::server::{self, App, ReloadFn};
 use crate::shard::Shard;
 use crate::stage::cert::TrustStore;
@@ -34,6 +36,8 @@ pub struct ServiceOptions {
     pub web_config: Option<Arc<crate::webconfig::WebConfig>>,
     /// `--web.probe-address`, bound: `/-/healthy` and `/-/ready` over plain HTTP, no auth.
     pub probe_listener: Option<Arc<std::net::TcpListener>>,
+    /// `--log.checks`: which finished checks get a log line.
+    pub check_log: CheckLog,
 }
 
 impl Default for ServiceOptions {
@@ -44,6 +48,7 @@ impl Default for ServiceOptions {
             state_save_interval: std::time::Duration::from_secs(10),
             web_config: None,
             probe_listener: None,
+            check_log: CheckLog::default(),
         }
     }
 }
@@ -52,6 +57,10 @@ impl Default for ServiceOptions {
 struct Built {
     checker: Checker,
     expectations: HashMap<String, Expectations>,
+    /// The resolver in use, for people ([`crate::probe::dns::ResolverSettings::describe`]).
+    resolver: String,
+    smtp_port: u16,
+    https_port: u16,
 }
 
 /// What one loaded configuration turns into: the checker, and the domain lists handed to the
@@ -110,6 +119,9 @@ fn build(config: &Config, cache: &Arc<ProbeCache>, shard: Shard) -> Result<Loade
         built: Built {
             checker,
             expectations,
+            resolver: config.global.resolver_settings().describe(),
+            smtp_port: config.global.smtp_port,
+            https_port: config.global.https_port,
         },
         targets,
         metas,
@@ -241,7 +253,28 @@ impl Service {
         };
         let sink: ReportSink = {
             let store = store.clone();
-            Arc::new(move |report: DomainReport| store.record(report))
+            let current = current.clone();
+            let logger = CheckLogger::new(options.check_log);
+            Arc::new(move |mut report: DomainReport| {
+                logger.finished(&report);
+                let built = read::<Arc<Built>>(&current);
+                // This check counts towards the exporter's own health first, so the report that
+                // tips it already says the exporter is blind.
+                let (changes, blind) = {
+                    let mut health = lock(&store.self_health);
+                    let changes = health.observe(&Observation::of(&report), unix_now());
+                    (changes, health.causes())
+                };
+                log_self_health(&built, &changes);
+                selfhealth::annotate(
+                    &mut report,
+                    &built.resolver,
+                    &blind,
+                    built.smtp_port,
+                    built.https_port,
+                );
+                store.record(report)
+            })
         };
         let (handle, scheduler_task) = scheduler::spawn(targets, check, sink, scheduler_settings);
 
@@ -390,6 +423,36 @@ async fn run_check(built: &Built, domain: &str) -> DomainReport {
         report.add_findings(extra);
     }
     report
+}
+
+/// One warning when a cause of blindness starts, naming the resolver or the path; one info
+/// line when it ends.
+fn log_self_health(built: &Built, changes: &[Change]) {
+    for change in changes {
+        let share = format!("{} of {} recent checks", change.showing, change.checks);
+        if change.blind {
+            let explanation = selfhealth::explain(
+                change.cause,
+                &built.resolver,
+                built.smtp_port,
+                built.https_port,
+            );
+            tracing::warn!(
+                msg = "the exporter is blind: per-domain results are unreliable",
+                reason = change.cause.as_str(),
+                resolver = %built.resolver,
+                evidence = %share,
+                explanation = %explanation,
+            );
+        } else {
+            tracing::info!(
+                msg = "the exporter sees again",
+                reason = change.cause.as_str(),
+                resolver = %built.resolver,
+                evidence = %share,
+            );
+        }
+    }
 }
 
 /// Saves the id-drift state if it changed; a failure is logged, counted and retried later.

@@ -118,6 +118,8 @@ pub struct Store {
     state_loaded: AtomicBool,
     state_save_errors: AtomicU64,
     state_last_save: AtomicI64,
+    /// Whether the exporter itself is blind (resolver, egress), from the finished checks.
+    pub self_health: std::sync::Mutex<crate::selfhealth::SelfHealth>,
 }
 
 impl Store {
@@ -235,6 +237,15 @@ impl Store {
 
     pub fn state_save_errors(&self) -> u64 {
         self.state_save_errors.load(Ordering::Relaxed)
+    }
+
+    /// Each way the exporter can be blind, and whether it is now.
+    pub fn blindness(&self) -> [(crate::selfhealth::Blindness, bool); 4] {
+        let health = self
+            .self_health
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        crate::selfhealth::Blindness::ALL.map(|cause| (cause, health.is_blind(cause)))
     }
 
     pub fn state_last_save(&self) -> i64 {

@@ -56,6 +56,46 @@ pub struct ResolverSettings {
     pub attempts: usize,
 }
 
+impl ResolverSettings {
+    /// The resolver in use, for people: "DNS server 192.0.2.53:53", or "the system resolver
+    /// from /etc/resolv.conf (nameserver 10.0.0.2, 10.0.0.3)". Reads /etc/resolv.conf for the
+    /// latter; what it cannot read is said so.
+    pub fn describe(&self) -> String {
+        match self.server {
+            Some(addr) => format!("DNS server {addr}"),
+            None => describe_system_resolver(
+                Path::new(RESOLV_CONF),
+                std::fs::read_to_string(RESOLV_CONF),
+            ),
+        }
+    }
+}
+
+fn describe_system_resolver(path: &Path, text: io::Result<String>) -> String {
+    match text {
+        Err(e) => format!(
+            "the system resolver from {} (unreadable: {e})",
+            path.display()
+        ),
+        Ok(text) => {
+            let servers = nameservers_in_resolv_conf(&text);
+            if servers.is_empty() {
+                format!(
+                    "the system resolver from {} (no nameserver line)",
+                    path.display()
+                )
+            } else {
+                let list: Vec<String> = servers.iter().map(IpAddr::to_string).collect();
+                format!(
+                    "the system resolver from {} (nameserver {})",
+                    path.display(),
+                    list.join(", ")
+                )
+            }
+        }
+    }
+}
+
 impl Default for ResolverSettings {
     fn default() -> Self {
         ResolverSettings {
@@ -633,6 +673,30 @@ fn nameservers_in_resolv_conf(text: &str) -> Vec<IpAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn describes_the_resolver_in_use() {
+        let fixed = ResolverSettings {
+            server: Some("192.0.2.53:5353".parse().unwrap()),
+            ..ResolverSettings::default()
+        };
+        assert_eq!(fixed.describe(), "DNS server 192.0.2.53:5353");
+        let path = Path::new("/etc/resolv.conf");
+        assert_eq!(
+            describe_system_resolver(
+                path,
+                Ok("search x\nnameserver 10.0.0.2\nnameserver ::1\n".into())
+            ),
+            "the system resolver from /etc/resolv.conf (nameserver 10.0.0.2, ::1)"
+        );
+        assert_eq!(
+            describe_system_resolver(path, Ok(String::new())),
+            "the system resolver from /etc/resolv.conf (no nameserver line)"
+        );
+        let missing = io::Error::from(io::ErrorKind::NotFound);
+        assert!(describe_system_resolver(path, Err(missing))
+            .starts_with("the system resolver from /etc/resolv.conf (unreadable: "));
+    }
 
     #[test]
     fn resolv_conf_nameservers() {

@@ -14,6 +14,7 @@
 mod support;
 
 mod assets;
+mod blind;
 mod check;
 mod cli;
 mod config;
@@ -21,8 +22,10 @@ mod dns;
 mod docs;
 mod domain_files;
 mod drift;
+mod exporter;
 mod exposition;
 mod https;
+mod logs;
 mod metrics_doc;
 mod scheduler;
 mod serve;
