@@ -24,6 +24,7 @@ mod domain_files;
 mod drift;
 mod exporter;
 mod exposition;
+mod fleet;
 mod https;
 mod logs;
 mod metrics_doc;

@@ -451,3 +451,36 @@ fn pseudo_random(len: usize) -> Vec<u8> {
     }
     bytes
 }
+
+/// An address where connections never complete, as behind a firewall that drops packets: a
+/// listener that never accepts, its accept queue filled, so the kernel drops further SYNs and
+/// a client's connect hangs until its own timeout. Nothing is ever accepted, so no connection
+/// is ever open at it. Stops when dropped.
+pub struct Blackhole {
+    pub addr: SocketAddr,
+    _listener: TcpListener,
+    _fillers: Vec<TcpStream>,
+}
+
+impl Blackhole {
+    /// Listens on `addr` (any 127.x.y.z address; port 0 picks one).
+    pub async fn start_on(addr: SocketAddr) -> Blackhole {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.bind(addr).expect("bind the blackhole");
+        let listener = socket.listen(0).expect("listen");
+        let addr = listener.local_addr().expect("local address");
+        let mut fillers = Vec::new();
+        // Fill the queue: connect until a connect no longer completes.
+        for _ in 0..16 {
+            match tokio::time::timeout(Duration::from_millis(200), TcpStream::connect(addr)).await {
+                Ok(Ok(tcp)) => fillers.push(tcp),
+                _ => break,
+            }
+        }
+        Blackhole {
+            addr,
+            _listener: listener,
+            _fillers: fillers,
+        }
+    }
+}
