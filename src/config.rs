@@ -33,6 +33,8 @@ pub struct Config {
     /// The metric families `/metrics` exports (`metrics:` in the file; the default set if
     /// absent).
     pub metrics: crate::metrics::Selection,
+    /// Receiving TLS-RPT reports (`tlsrpt:` in the file).
+    pub tlsrpt: TlsRptSettings,
     /// Things worth logging that do not stop the file from loading (duplicate domains).
     pub warnings: Vec<String>,
     /// The file this came from, as given to [`load`] or [`parse`]; relative paths in it were
@@ -210,6 +212,47 @@ impl Global {
     /// The trust store these settings ask for: Mozilla's roots plus `ca_file`.
     pub fn trust_store(&self) -> Result<TrustStore, String> {
         TrustStore::with_ca_file(self.ca_file.as_deref())
+    }
+}
+
+/// Receiving TLS-RPT reports (`tlsrpt:` in the file). [`TlsRptSettings::default`] holds the
+/// defaults `docs/configuration.md` documents.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsRptSettings {
+    /// A maildir the MTA delivers reports to a `mailto:` rua into: mail in `new/` is read,
+    /// then moved to `cur/`. It had `new/` and `cur/` when the file was loaded.
+    pub maildir: Option<PathBuf>,
+    /// Where mail that holds no usable report is moved (default `<maildir>/quarantine`).
+    pub quarantine: Option<PathBuf>,
+    /// How often `new/` is looked at.
+    pub maildir_interval: Duration,
+    /// Reporting organizations with a `reporter` label of their own; the rest are `other`.
+    pub top_reporters: usize,
+    /// A reporter that reported daily and has been silent this long is a finding.
+    pub silent_after: Duration,
+    /// Reports one client address may post to the HTTPS listener per minute.
+    pub rate_limit_per_minute: usize,
+}
+
+impl Default for TlsRptSettings {
+    fn default() -> Self {
+        TlsRptSettings {
+            maildir: None,
+            quarantine: None,
+            maildir_interval: Duration::from_secs(30),
+            top_reporters: 20,
+            silent_after: Duration::from_secs(3 * 86_400),
+            rate_limit_per_minute: 60,
+        }
+    }
+}
+
+impl TlsRptSettings {
+    /// Where bad mail goes: `quarantine`, or `<maildir>/quarantine`.
+    pub fn quarantine_dir(&self) -> Option<PathBuf> {
+        self.quarantine
+            .clone()
+            .or_else(|| self.maildir.as_ref().map(|m| m.join("quarantine")))
     }
 }
 
@@ -505,8 +548,23 @@ const MAX_DUPLICATE_WARNINGS: usize = 100;
 /// never be met.
 const RFC_MAX_AGE: Duration = Duration::from_secs(31_557_600);
 
-const TOP_KEYS: &[&str] = &["global", "labels", "metrics", "domains", "domain_files"];
+const TOP_KEYS: &[&str] = &[
+    "global",
+    "labels",
+    "metrics",
+    "domains",
+    "domain_files",
+    "tlsrpt",
+];
 const METRICS_KEYS: &[&str] = &["include", "exclude"];
+const TLSRPT_KEYS: &[&str] = &[
+    "maildir",
+    "quarantine",
+    "maildir_interval",
+    "top_reporters",
+    "silent_after",
+    "rate_limit_per_minute",
+];
 const GLOBAL_KEYS: &[&str] = &[
     "interval",
     "concurrency",
@@ -559,6 +617,14 @@ const CHECK_TIMEOUT: DurationRange = DurationRange {
 const HOLD: DurationRange = DurationRange {
     min: Duration::from_secs(1),
     max: Some((Duration::from_secs(86_400), "")),
+};
+const MAILDIR_INTERVAL: DurationRange = DurationRange {
+    min: Duration::from_secs(1),
+    max: Some((Duration::from_secs(3_600), "")),
+};
+const SILENT_AFTER: DurationRange = DurationRange {
+    min: Duration::from_secs(86_400),
+    max: None,
 };
 const ANY_DURATION: DurationRange = DurationRange {
     min: Duration::ZERO,
@@ -713,7 +779,7 @@ impl Reader<'_> {
             return Err(self.wrong_type(
                 root,
                 "top level".to_string(),
-                "a mapping (global, labels, metrics, domains, domain_files)",
+                "a mapping (global, labels, metrics, domains, domain_files, tlsrpt)",
             ));
         }
         let top = self.mapping(root, "", Some(TOP_KEYS))?;
@@ -726,6 +792,10 @@ impl Reader<'_> {
         let metrics = match find("metrics") {
             Some(node) => self.metrics(node)?,
             None => crate::metrics::Selection::default(),
+        };
+        let tlsrpt = match find("tlsrpt") {
+            Some(node) => self.tlsrpt(node)?,
+            None => TlsRptSettings::default(),
         };
         let default_labels = match find("labels") {
             Some(node) => self.labels(node, "labels", &global, &BTreeMap::new())?,
@@ -791,6 +861,7 @@ impl Reader<'_> {
             global,
             domains,
             metrics,
+            tlsrpt,
             warnings,
             source: self.source.to_path_buf(),
         })
@@ -1177,6 +1248,48 @@ impl Reader<'_> {
                 Ok(_) => return Ok(path),
                 Err(reason) => format!("cannot use \"{shown}\": {reason}"),
             },
+        };
+        Err(self.invalid(node, key.to_string(), problem))
+    }
+
+    fn tlsrpt(&self, node: &Node) -> Result<TlsRptSettings, ConfigError> {
+        let mut t = TlsRptSettings::default();
+        for e in self.mapping(node, "tlsrpt", Some(TLSRPT_KEYS))? {
+            let key = format!("tlsrpt.{}", e.name);
+            match e.name {
+                "maildir" => t.maildir = Some(self.maildir(e.value, &key)?),
+                "quarantine" => t.quarantine = Some(self.path(e.value, &key)?),
+                "maildir_interval" => {
+                    t.maildir_interval = self.duration(e.value, &key, &MAILDIR_INTERVAL)?
+                }
+                "top_reporters" => t.top_reporters = self.integer(e.value, &key, 1, 1_000)?,
+                "silent_after" => t.silent_after = self.duration(e.value, &key, &SILENT_AFTER)?,
+                _ => t.rate_limit_per_minute = self.integer(e.value, &key, 1, 100_000)?,
+            }
+        }
+        Ok(t)
+    }
+
+    fn maildir(&self, node: &Node, key: &str) -> Result<PathBuf, ConfigError> {
+        let path = self.path(node, key)?;
+        let missing: Vec<&str> = ["new", "cur"]
+            .into_iter()
+            .filter(|sub| !path.join(sub).is_dir())
+            .collect();
+        if missing.is_empty() {
+            return Ok(path);
+        }
+        let problem = if path.is_dir() {
+            format!(
+                "\"{}\" is not a maildir: it has no {} directory; create new/, cur/ and tmp/ in it (or let the MTA deliver there first)",
+                path.display(),
+                missing.iter().map(|m| format!("{m}/")).collect::<Vec<_>>().join(" or ")
+            )
+        } else {
+            format!(
+                "\"{}\" is not a directory; give the maildir the MTA delivers TLS-RPT mail to",
+                path.display()
+            )
         };
         Err(self.invalid(node, key.to_string(), problem))
     }
@@ -1843,6 +1956,7 @@ mod tests {
             LIMIT_KEYS,
             DOMAIN_KEYS,
             EXPECT_KEYS,
+            TLSRPT_KEYS,
         ] {
             for key in keys {
                 assert!(

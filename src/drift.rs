@@ -57,6 +57,10 @@ pub enum LoadOutcome {
 struct FileFormat {
     version: u32,
     domains: BTreeMap<String, History>,
+    /// The TLS-RPT report store (`crate::tlsrpt::store::Persisted`), kept as JSON so that a
+    /// part this build cannot read never costs the id-drift history. Absent in older files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tlsrpt: Option<serde_json::Value>,
 }
 
 /// A copy of the state taken under the lock, encoded and written after it is released (at
@@ -75,6 +79,8 @@ pub struct DriftState {
     domains: BTreeMap<String, History>,
     path: Option<PathBuf>,
     dirty: bool,
+    /// The TLS-RPT part of the file, saved with the rest.
+    tlsrpt: Option<serde_json::Value>,
 }
 
 impl DriftState {
@@ -88,6 +94,7 @@ impl DriftState {
             domains: BTreeMap::new(),
             path: Some(path.to_path_buf()),
             dirty: false,
+            tlsrpt: None,
         };
         let bytes = match std::fs::read(path) {
             Ok(bytes) => bytes,
@@ -103,6 +110,7 @@ impl DriftState {
             Ok(file) if file.version == FORMAT_VERSION => {
                 let n = file.domains.len();
                 state.domains = file.domains;
+                state.tlsrpt = file.tlsrpt;
                 (state, LoadOutcome::Loaded { domains: n })
             }
             Ok(file) => {
@@ -266,8 +274,20 @@ impl DriftState {
             StateSnapshot(FileFormat {
                 version: FORMAT_VERSION,
                 domains: self.domains.clone(),
+                tlsrpt: self.tlsrpt.clone(),
             }),
         ))
+    }
+
+    /// The TLS-RPT part as loaded (the service hands it to the report store once).
+    pub fn tlsrpt(&self) -> Option<serde_json::Value> {
+        self.tlsrpt.clone()
+    }
+
+    /// Replaces the TLS-RPT part; it is written with the next save.
+    pub fn set_tlsrpt(&mut self, value: serde_json::Value) {
+        self.tlsrpt = Some(value);
+        self.dirty = true;
     }
 
     pub fn mark_dirty(&mut self) {
@@ -284,6 +304,7 @@ impl DriftState {
         let file = FileFormat {
             version: FORMAT_VERSION,
             domains: self.domains.clone(),
+            tlsrpt: self.tlsrpt.clone(),
         };
         let bytes = serde_json::to_vec(&file).map_err(|e| format!("cannot encode state: {e}"))?;
         write_atomically(&path, &bytes)?;

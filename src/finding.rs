@@ -190,6 +190,10 @@ codes! {
     TlsrptLookupFailed => "tlsrpt_lookup_failed", Warning, Fixed;
     TlsrptMultiple => "tlsrpt_multiple", Warning, Fixed;
     TlsrptInvalid => "tlsrpt_invalid", Warning, Fixed;
+    // --- TLS-RPT reports received (RFC 8460 §4): what senders saw
+    TlsrptReporterSilent => "tlsrpt_reporter_silent", Warning, Fixed;
+    TlsrptReportedFailureUnconfirmed => "tlsrpt_reported_failure_unconfirmed", Warning, Fixed;
+    TlsrptProbeFaultUnreported => "tlsrpt_probe_fault_unreported", Info, Fixed;
     // --- operator expectations (configuration)
     ExpectationModeMismatch => "expectation_mode_mismatch", Warning, Fixed;
     ExpectationMxMismatch => "expectation_mx_mismatch", Warning, Fixed;
@@ -463,6 +467,9 @@ Code::MxUnresponsiveInferred => ("The address was not probed now: its last probe
             Code::ExpectationModeMismatch => ("The policy's mode differs from the mode the configuration expects for this domain (for example a policy moved back from enforce to testing).", "mta-sts-exporter configuration (`expect.mode`)", "Restore the expected mode, or update the expectation if the change was intended."),
             Code::ExpectationMxMismatch => ("The policy's `mx` patterns differ from the set the configuration expects for this domain.", "mta-sts-exporter configuration (`expect.mx`)", "Restore the expected patterns (and bump the record's `id`), or update the expectation."),
             Code::ExpectationMaxAgeLow => ("The policy's `max_age` is below the minimum the configuration expects for this domain.", "mta-sts-exporter configuration (`expect.min_max_age`)", "Raise `max_age` (and bump the record's `id`), or lower the expectation."),
+            Code::TlsrptReporterSilent => ("A sender that sent this domain a TLS-RPT report about every day (at least three) has sent none for longer than `tlsrpt.silent_after` (3 days by default). Reports stop when the `rua=` destination stops accepting them (mailbox full or gone, HTTPS endpoint down or refusing), when the `_smtp._tls` record changed, or when the sender stopped delivering mail to the domain.", "RFC 8460 §3, §5", "Check the `_smtp._tls` record (`tlsrpt_*` findings), that mail to the `mailto:` rua is delivered (and reaches the maildir), and that the HTTPS rua answers `POST` with 2xx; `mta_sts_tlsrpt_rejected_reports_total` shows refused reports."),
+            Code::TlsrptReportedFailureUnconfirmed => ("Senders reported failed sessions of a result type (e.g. `certificate-expired` on `mx2`, `sts-policy-fetch-error`) in reports ending in the last two days, but our latest probe of that MX (or fetch of the policy) sees no such fault. Senders reach what we do not: another address of the MX (IPv6, another region, a load-balancer member with an old certificate), another SNI, or a fault fixed since the reports' day.", "RFC 8460 §4.3", "Probe every address of the MX (`mta_sts_mx_*` per address), compare the certificate each load-balancer member serves, and check IPv6; if the fault was fixed after the reports' date range, the finding clears once newer reports arrive."),
+            Code::TlsrptProbeFaultUnreported => ("Our probe finds a fault on an MX (expired, mismatched or untrusted certificate, no STARTTLS) that senders delivering successfully in the last two days do not report. Senders may reach other addresses of the MX than our probe, or deliver to a more preferred MX and never try this one.", "RFC 8460 §4.3", "Fix the fault anyway (a sender falling back to this MX will fail); check whether our probe reaches the same addresses senders do (split-horizon DNS, firewalls, IPv4 vs IPv6)."),
             Code::TlsrptInvalid => ("The TLS-RPT record breaks the grammar (missing or malformed `rua`, a URI scheme other than mailto: or https:).", "RFC 8460 §3", "Write `v=TLSRPTv1; rua=mailto:addr@example.com` (or an https: URI)."),
         };
         CodeDoc {

@@ -81,6 +81,14 @@ struct ServeArgs {
     #[arg(long = "web.probe-address", value_name = "[HOST]:PORT")]
     probe_address: Option<String>,
     /// How often changed id-drift state is written to the state file (and at shutdown).
+    /// Where senders post TLS-RPT reports (RFC 8460 §5.4): a listener of its own serving
+    /// only POST /tlsrpt, without the auth of --web.listen-address (senders post anonymously).
+    #[arg(long = "tlsrpt.listen-address", value_name = "[HOST]:PORT")]
+    tlsrpt_address: Option<String>,
+    /// TLS for --tlsrpt.listen-address, in the web config format of --web.config.file
+    /// (tls_server_config only: basic auth is refused, senders cannot log in).
+    #[arg(long = "tlsrpt.web-config.file", value_name = "FILE")]
+    tlsrpt_web_config_file: Option<PathBuf>,
     #[arg(long = "state.save-interval", value_name = "DURATION", default_value = "10s", value_parser = parse_positive_duration)]
     state_save_interval: Duration,
     /// Window the first checks after start (and of domains a reload adds) are spread over,
@@ -428,6 +436,29 @@ async fn run_serve(args: ServeArgs) -> ExitCode {
             Err(e) => return fail(&e, 2),
         },
     };
+    let tlsrpt_address = match &args.tlsrpt_address {
+        None => None,
+        Some(raw) => match listen_address("--tlsrpt.listen-address", raw, 9863) {
+            Ok(a) => Some(a),
+            Err(e) => return fail(&e, 2),
+        },
+    };
+    let tlsrpt_web_config = match &args.tlsrpt_web_config_file {
+        None => None,
+        Some(path) => match WebConfig::load(path) {
+            Ok(web) if web.current().requires_auth() => {
+                return fail(
+                    &format!(
+                        "--tlsrpt.web-config.file {}: basic_auth_users is set, but senders post reports anonymously; give a file with tls_server_config only",
+                        path.display()
+                    ),
+                    1,
+                )
+            }
+            Ok(web) => Some(Arc::new(web)),
+            Err(e) => return fail(&format!("--tlsrpt.web-config.file: {e}"), 1),
+        },
+    };
     let signals = match service::Signals::install() {
         Ok(s) => s,
         Err(e) => return fail(&e, 1),
@@ -458,6 +489,22 @@ async fn run_serve(args: ServeArgs) -> ExitCode {
             }
         },
     };
+    let tlsrpt_listener = match &tlsrpt_address {
+        None => None,
+        Some(address) => match std::net::TcpListener::bind((address.host.as_str(), address.port)) {
+            Ok(l) => Some(Arc::new(l)),
+            Err(e) => {
+                return fail(
+                    &format!("cannot listen on {address} (--tlsrpt.listen-address): {e}"),
+                    1,
+                )
+            }
+        },
+    };
+    let tlsrpt_bound = tlsrpt_listener
+        .as_ref()
+        .and_then(|l| l.local_addr().ok())
+        .map(|a| a.to_string());
     let probe_bound = probe_listener
         .as_ref()
         .and_then(|l| l.local_addr().ok())
@@ -466,6 +513,8 @@ async fn run_serve(args: ServeArgs) -> ExitCode {
         shard,
         web_config: web_config.clone(),
         probe_listener,
+        tlsrpt_listener,
+        tlsrpt_web_config: tlsrpt_web_config.clone(),
         state_save_interval: args.state_save_interval,
         check_log: args.log_checks,
         scheduler: mta_sts_exporter::scheduler::SchedulerSettings {
@@ -483,6 +532,14 @@ async fn run_serve(args: ServeArgs) -> ExitCode {
         }
         None => tracing::info!(msg = "listening", address = %bound),
     }
+    if let Some(tlsrpt_bound) = tlsrpt_bound {
+        let tls = if tlsrpt_web_config.is_some() {
+            "TLS"
+        } else {
+            "plain HTTP"
+        };
+        tracing::info!(msg = "listening for TLS-RPT reports (POST /tlsrpt, no auth)", address = %tlsrpt_bound, transport = tls);
+    }
     if let Some(probe_bound) = probe_bound {
         tracing::info!(msg = "listening for probes (/-/healthy, /-/ready; no TLS, no auth)", address = %probe_bound);
     }
@@ -491,10 +548,11 @@ async fn run_serve(args: ServeArgs) -> ExitCode {
         .wait(|| {
             let reload = reload.clone();
             let web = web_config.clone();
+            let tlsrpt_web = tlsrpt_web_config.clone();
             async move {
                 tracing::info!(msg = "SIGHUP: reloading the configuration");
                 let _ = reload().await;
-                if let Some(web) = web {
+                for web in [web, tlsrpt_web].into_iter().flatten() {
                     let _ = web.refresh_logged().await;
                 }
             }

@@ -87,6 +87,10 @@ defs! {
     MX_PROBE_OUTCOME = "mta_sts_mx_probe_outcome", Gauge, Detailed, "mx, outcome", "1 for the outcome of the MX's SMTP probe (the first failing address's, else ok)";
     MX_CERT_VALID = "mta_sts_mx_cert_valid", Gauge, Detailed, "mx", "1 if the certificate is trusted, valid for the MX name and in date on every probed address";
     MX_TLS_VERSION = "mta_sts_mx_tls_version_info", Gauge, Detailed, "mx, version", "1 per TLS version negotiated with the MX";
+    TLSRPT_SESSIONS = "mta_sts_tlsrpt_sessions", Counter, Default, "domain, policy_type, result", "Sessions senders reported in accepted TLS-RPT reports, by policy type and result (success or the RFC 8460 result type); persisted in the state file";
+    TLSRPT_REPORTS = "mta_sts_tlsrpt_reports", Counter, Default, "domain, reporter", "TLS-RPT reports accepted, by reporting organization (beyond tlsrpt.top_reporters: other)";
+    TLSRPT_LAST_REPORT = "mta_sts_tlsrpt_last_report_timestamp_seconds", Gauge, Default, "domain, reporter", "End (Unix time) of the date range of the reporter's newest accepted report";
+    TLSRPT_REJECTED = "mta_sts_tlsrpt_rejected_reports", Counter, Default, "reason", "TLS-RPT reports (or bodies, mails) refused, by reason";
     BUILD_INFO = "mta_sts_exporter_build_info", Gauge, Default, "version, revision", "1, labelled with the exporter's version and source revision";
     DOMAINS = "mta_sts_exporter_domains", Gauge, Default, "", "Domains configured for this exporter (this shard)";
     MX_HOSTS = "mta_sts_exporter_mx_hosts", Gauge, Default, "", "MX hosts with at least one address probed over SMTP in the latest checks of this exporter's domains";
@@ -319,6 +323,7 @@ pub struct Exposition {
     store: Arc<Store>,
     cache: Option<Arc<ProbeCache>>,
     selection: SelectionHandle,
+    tlsrpt: Option<Arc<crate::tlsrpt::ingest::Ingest>>,
 }
 
 impl Exposition {
@@ -328,12 +333,19 @@ impl Exposition {
             store,
             cache,
             selection: SelectionHandle::default(),
+            tlsrpt: None,
         }
     }
 
     /// Exports what `selection` holds at each scrape.
     pub fn with_selection(mut self, selection: SelectionHandle) -> Exposition {
         self.selection = selection;
+        self
+    }
+
+    /// Exports the `mta_sts_tlsrpt_*` families from `ingest`.
+    pub fn with_tlsrpt(mut self, ingest: Arc<crate::tlsrpt::ingest::Ingest>) -> Exposition {
+        self.tlsrpt = Some(ingest);
         self
     }
 
@@ -621,6 +633,11 @@ impl prometheus_client::collector::Collector for Exposition {
                         .encode_gauge(&1.0)?;
                 }
             }
+        }
+
+        if let Some(ingest) = &self.tlsrpt {
+            let store = &self.store;
+            crate::tlsrpt::exposition::encode(e, sel, ingest, &|d| store.get(d).is_some())?;
         }
 
         let mut encoder = encoder;

@@ -45,6 +45,8 @@ pub struct App {
     /// How long a scraper may leave a chunk unread before it is cut off (a scrape waits up to
     /// twice this for its turn before a 503), so stalled scrapers cannot hold the turns.
     scrape_patience: Duration,
+    /// Received TLS-RPT reports, for `/api/v1/tlsrpt/{domain}`.
+    tlsrpt: Option<Arc<crate::tlsrpt::ingest::Ingest>>,
 }
 
 /// Scrapes encoded at the same time (each on a blocking thread, off the runtime's workers).
@@ -58,7 +60,14 @@ impl App {
             reload,
             encoders: Arc::new(Semaphore::new(CONCURRENT_ENCODES)),
             scrape_patience: Duration::from_secs(30),
+            tlsrpt: None,
         }
+    }
+
+    /// Serves `/api/v1/tlsrpt/{domain}` from `ingest`.
+    pub fn with_tlsrpt(mut self, ingest: Arc<crate::tlsrpt::ingest::Ingest>) -> App {
+        self.tlsrpt = Some(ingest);
+        self
     }
 
     /// Changes the 30 s a scraper may leave a chunk unread (tests use less).
@@ -252,7 +261,7 @@ where
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The TLS handshake; a client speaking plain HTTP gets a 400 saying so, as from Go servers.
-async fn handshake(
+pub(crate) async fn handshake(
     stream: TcpStream,
     config: Arc<rustls::ServerConfig>,
 ) -> Result<tokio_rustls::server::TlsStream<TcpStream>, String> {
@@ -364,6 +373,9 @@ async fn handle(app: &App, web: Option<&Arc<WebConfig>>, req: Request<Incoming>)
         ("/api/v1/domains", Method::GET) => domains_reply(app),
         (p, Method::GET) if p.starts_with("/api/v1/domains/") => {
             domain_reply(app, &p["/api/v1/domains/".len()..])
+        }
+        (p, Method::GET) if p.starts_with("/api/v1/tlsrpt/") => {
+            tlsrpt_reply(app, &p["/api/v1/tlsrpt/".len()..])
         }
         ("/metrics" | "/-/healthy" | "/-/ready" | "/" | "/api/v1/domains", _) => {
             method_not_allowed("GET")
@@ -589,6 +601,28 @@ fn domain_reply(app: &App, raw: &str) -> Reply {
                 &format!("{name} has not been checked yet\n"),
             ),
         },
+    }
+}
+
+/// The TLS-RPT reports received for a configured domain: counts and the last reports.
+fn tlsrpt_reply(app: &App, raw: &str) -> Reply {
+    let name = raw.trim_end_matches('.').to_ascii_lowercase();
+    let not_configured = || {
+        text(
+            StatusCode::NOT_FOUND,
+            &format!("{:?} is not a configured domain\n", truncate(raw, 253)),
+        )
+    };
+    let Some(ingest) = &app.tlsrpt else {
+        return not_configured();
+    };
+    match ingest.domain_json(&name) {
+        None => not_configured(),
+        Some(Ok(body)) => with_type(StatusCode::OK, "application/json", body.into()),
+        Some(Err(e)) => text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("Encoding JSON failed: {e}\n"),
+        ),
     }
 }
 

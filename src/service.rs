@@ -23,6 +23,7 @@ use crate::stage::cert::TrustStore;
 use crate::stage::expect::{check_expectations, Expectations};
 use crate::stage::policy::Mode;
 use crate::store::{DomainMeta, Store};
+use crate::tlsrpt::ingest::Ingest;
 
 /// How the service runs, besides its configuration file.
 #[derive(Clone, Debug)]
@@ -38,6 +39,10 @@ pub struct ServiceOptions {
     pub probe_listener: Option<Arc<std::net::TcpListener>>,
     /// `--log.checks`: which finished checks get a log line.
     pub check_log: CheckLog,
+    /// `--tlsrpt.listen-address`, bound: where senders post TLS-RPT reports.
+    pub tlsrpt_listener: Option<Arc<std::net::TcpListener>>,
+    /// `--tlsrpt.web-config.file`, loaded: TLS for the report listener.
+    pub tlsrpt_web_config: Option<Arc<crate::webconfig::WebConfig>>,
 }
 
 impl Default for ServiceOptions {
@@ -49,6 +54,8 @@ impl Default for ServiceOptions {
             web_config: None,
             probe_listener: None,
             check_log: CheckLog::default(),
+            tlsrpt_listener: None,
+            tlsrpt_web_config: None,
         }
     }
 }
@@ -153,6 +160,9 @@ pub struct Service {
     stop_server: tokio::sync::watch::Sender<bool>,
     drift: Arc<std::sync::Mutex<DriftState>>,
     saver: tokio::task::JoinHandle<()>,
+    /// TLS-RPT reports received (HTTPS listener, maildir).
+    pub tlsrpt: Arc<Ingest>,
+    tlsrpt_tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Service {
@@ -231,6 +241,11 @@ impl Service {
             }
         }
         store.set_state_loaded(matches!(outcome, LoadOutcome::Loaded { .. }));
+        let (ingest, problem) = Ingest::new(store.clone(), &config.tlsrpt, state.tlsrpt());
+        if let Some(problem) = problem {
+            tracing::error!(msg = "TLS-RPT counts start from zero", err = %problem);
+        }
+        let ingest = Arc::new(ingest);
         let drift = Arc::new(std::sync::Mutex::new(state));
         tracing::info!(
             msg = "configuration loaded",
@@ -241,12 +256,17 @@ impl Service {
         let check: CheckFn = {
             let current = current.clone();
             let drift = drift.clone();
+            let ingest = ingest.clone();
             Arc::new(move |domain: String| {
                 let built = read(&current);
                 let drift = drift.clone();
+                let ingest = ingest.clone();
                 Box::pin(async move {
                     let mut report = run_check(&built, &domain).await;
                     lock(&drift).observe(&mut report, unix_now());
+                    // What senders reported, against what this check saw.
+                    let reported = ingest.findings(&report, unix_now());
+                    report.add_findings(reported);
                     report
                 })
             })
@@ -309,6 +329,7 @@ impl Service {
         let saver = {
             let drift = drift.clone();
             let store = store.clone();
+            let ingest = ingest.clone();
             let every = options.state_save_interval;
             tokio::spawn(async move {
                 let mut tick = tokio::time::interval(every);
@@ -318,9 +339,10 @@ impl Service {
                     if unix_now() - last_prune > 3_600 {
                         let configured = store.snapshot().into_iter().map(|(d, _)| d).collect();
                         lock(&drift).prune(&configured, unix_now());
+                        ingest.prune(unix_now());
                         last_prune = unix_now();
                     }
-                    save_state(&drift, &store).await;
+                    save_state(&drift, &store, &ingest).await;
                 }
             })
         };
@@ -330,6 +352,7 @@ impl Service {
             let current = current.clone();
             let handle = handle.clone();
             let cache = cache.clone();
+            let ingest = ingest.clone();
             let path = config_path.clone();
             let lock = Arc::new(tokio::sync::Mutex::new(()));
             let selection = selection.clone();
@@ -343,6 +366,7 @@ impl Service {
                     lock.clone(),
                     selection.clone(),
                 );
+                let ingest = ingest.clone();
                 Box::pin(async move {
                     let _serial = lock.lock().await;
                     let result = config::load(&path)
@@ -360,6 +384,7 @@ impl Service {
                             }
                             store.set_domains(loaded.metas);
                             selection.set(config.metrics);
+                            ingest.apply_settings(&config.tlsrpt);
                             handle.reload(loaded.targets);
                             *write(&current) = Arc::new(loaded.built);
                             store.set_reload(true, unix_now());
@@ -377,9 +402,39 @@ impl Service {
 
         let registry = Exposition::new(store.clone(), Some(cache.clone()))
             .with_selection(selection)
+            .with_tlsrpt(ingest.clone())
             .registry();
-        let app = Arc::new(App::new(store.clone(), registry, reload.clone()));
+        let app =
+            Arc::new(App::new(store.clone(), registry, reload.clone()).with_tlsrpt(ingest.clone()));
         let (stop_server, mut stopped) = tokio::sync::watch::channel(false);
+        let mut tlsrpt_tasks = Vec::new();
+        if let Some(listener) = &options.tlsrpt_listener {
+            let listener = listener
+                .try_clone()
+                .and_then(|l| {
+                    l.set_nonblocking(true)?;
+                    TcpListener::from_std(l)
+                })
+                .map_err(|e| format!("cannot use the TLS-RPT listener: {e}"))?;
+            let mut stopped = stopped.clone();
+            tlsrpt_tasks.push(tokio::spawn(crate::tlsrpt::listener::serve(
+                listener,
+                ingest.clone(),
+                options.tlsrpt_web_config.clone(),
+                async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                },
+            )));
+        }
+        {
+            let mut stopped = stopped.clone();
+            tlsrpt_tasks.push(tokio::spawn(crate::tlsrpt::ingest::run_maildir(
+                ingest.clone(),
+                async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                },
+            )));
+        }
         let server_task = tokio::spawn(server::serve_with(listener, app, protection, async move {
             let _ = stopped.changed().await;
         }));
@@ -392,6 +447,8 @@ impl Service {
             stop_server,
             drift,
             saver,
+            tlsrpt: ingest,
+            tlsrpt_tasks,
         })
     }
 
@@ -405,9 +462,12 @@ impl Service {
         self.scheduler.shutdown();
         let _ = self.scheduler_task.await;
         self.saver.abort();
-        save_state(&self.drift, &self.store).await;
+        save_state(&self.drift, &self.store, &self.tlsrpt).await;
         let _ = self.stop_server.send(true);
         let _ = self.server_task.await;
+        for task in self.tlsrpt_tasks {
+            let _ = task.await;
+        }
     }
 
     /// The id-drift history (for tests and the JSON API).
@@ -456,7 +516,10 @@ fn log_self_health(built: &Built, changes: &[Change]) {
 }
 
 /// Saves the id-drift state if it changed; a failure is logged, counted and retried later.
-async fn save_state(drift: &std::sync::Mutex<DriftState>, store: &Store) {
+async fn save_state(drift: &std::sync::Mutex<DriftState>, store: &Store, ingest: &Ingest) {
+    if let Some(tlsrpt) = ingest.take_changes() {
+        lock(drift).set_tlsrpt(tlsrpt);
+    }
     let Some((path, snapshot)) = lock(drift).prepare_save() else {
         return;
     };

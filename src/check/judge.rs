@@ -1714,6 +1714,7 @@ mod tests {
         ] {
             seen.extend(report.findings.iter().map(|f| f.code.as_str()));
         }
+        seen.extend(crate::tlsrpt::judge::scenario_codes());
         let missing: Vec<&str> = Code::ALL
             .iter()
             .map(|c| c.as_str())

@@ -1,20 +1,30 @@
 //! TLS-RPT (RFC 8460) aggregate reports: what senders saw when delivering to our domains.
 //!
 //! - [`decode`]: gzip and e-mail to report JSON, with size caps (pure).
+//! - [`ingest`]: the running exporter's side: store behind a lock, rate limit, maildir.
+//! - [`listener`]: the HTTPS listener senders post reports to.
+//! - [`exposition`]: the `mta_sts_tlsrpt_*` metric families.
+//! - [`judge`]: findings from reports against our own probe, and silent reporters (pure).
 //! - [`report`]: the tolerant, bounded report parser (pure).
+//! - [`store`]: accepted reports of configured domains, bounded and persisted (pure).
 //! - [`summary`]: the offline `tlsrpt FILE...` command's view of reports.
 
 pub mod decode;
+pub mod exposition;
+pub mod ingest;
+pub mod judge;
+pub mod listener;
 pub mod report;
+pub mod store;
 pub mod summary;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use decode::{Kind, Limits};
 pub use report::Report;
 
 /// Why a report was refused: the `reason` label of `mta_sts_tlsrpt_rejected_reports_total`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RejectReason {
     /// No policy of the report is for a configured domain.

@@ -171,6 +171,13 @@ fn full_file_sets_every_key() {
         (5, 4, 1000, 64)
     );
     assert_eq!(g.resolver_settings().attempts, 3);
+    let t = &config.tlsrpt;
+    assert_eq!(t.maildir, Some(fixture("maildir")));
+    assert_eq!(t.quarantine_dir(), Some(fixture("bad-mail")));
+    assert_eq!(t.maildir_interval, secs(10));
+    assert_eq!(t.top_reporters, 5);
+    assert_eq!(t.silent_after, secs(2 * 86_400));
+    assert_eq!(t.rate_limit_per_minute, 10);
     assert!(!g.families().ipv4);
     assert!(g.address_policy().allow_private);
 
@@ -409,7 +416,7 @@ refused! {
     // unknown keys, at every level
     unknown_key_at_top_level: "bad-unknown-key-top.yml" =>
         "tests/config/bad-unknown-key-top.yml:1:1: unknown key \"domain\" at the top level; \
-         allowed: global, labels, metrics, domains, domain_files";
+         allowed: global, labels, metrics, domains, domain_files, tlsrpt";
     unknown_key_in_metrics: "bad-unknown-key-metrics.yml" =>
         "tests/config/bad-unknown-key-metrics.yml:2:3: unknown key \"only\" in metrics; \
          allowed: include, exclude";
@@ -440,6 +447,14 @@ refused! {
     unknown_key_in_ports: "bad-unknown-key-ports.yml" =>
         "tests/config/bad-unknown-key-ports.yml:2:22: unknown key \"submission\" in \
          global.ports; allowed: smtp, https";
+    unknown_key_in_tlsrpt: "bad-unknown-key-tlsrpt.yml" =>
+        "tests/config/bad-unknown-key-tlsrpt.yml:2:3: unknown key \"top_reporter\" in tlsrpt; \
+         allowed: maildir, quarantine, maildir_interval, top_reporters, silent_after, rate_limit_per_minute";
+    tlsrpt_maildir_not_a_maildir: "bad-tlsrpt-maildir.yml" =>
+        "tests/config/bad-tlsrpt-maildir.yml:2:12: tlsrpt.maildir: \"tests/config/.\" is not a maildir: \
+         it has no new/ or cur/ directory; create new/, cur/ and tmp/ in it (or let the MTA deliver there first)";
+    tlsrpt_silent_after_short: "bad-tlsrpt-silent-after.yml" =>
+        "tests/config/bad-tlsrpt-silent-after.yml:2:17: tlsrpt.silent_after: 12h is too short; allowed: 1d or more";
     unknown_key_in_limits: "bad-unknown-key-limits.yml" =>
         "tests/config/bad-unknown-key-limits.yml:3:5: unknown key \"max_mx\" in global.limits; \
          allowed: max_mx_per_domain, max_addresses_per_mx, max_domains, max_label_value_length";
@@ -468,7 +483,7 @@ refused! {
          numbers and true/false), found integer 1";
     list_at_top_level: "bad-type-top-level.yml" =>
         "tests/config/bad-type-top-level.yml:1:1: top level: expected a mapping (global, \
-         labels, metrics, domains, domain_files), found a list";
+         labels, metrics, domains, domain_files, tlsrpt), found a list";
     list_as_domain_entry: "bad-type-domain-entry.yml" =>
         "tests/config/bad-type-domain-entry.yml:2:5: domains[0]: expected a domain name or a \
          mapping with \"name\", found a list";
