@@ -63,6 +63,7 @@ route() {
 route pager alertname=MtaStsEnforcedMxRefused severity=critical domain=example.com
 route ticket alertname=MtaStsRecordInvalid severity=warning domain=example.com
 route null alertname=MtaStsTlsRptMissing severity=info domain=example.com
+route ticket alertname=MtaStsTlsRptFailureRatioHigh severity=warning domain=example.com
 route pager alertname=MtaStsMxCertificateExpiry severity=critical domain=example.com mx=mx1.example.net
 route ticket alertname=MtaStsMxCertificateExpiry severity=warning domain=example.com mx=mx1.example.net
 route pager alertname=MtaStsExporterAbsent severity=critical
