@@ -10,6 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::finding::{Code, Finding};
 use crate::report::{DomainReport, DriftStatus, RecordStatus};
+use crate::stage::cache::{cached_policy_risks, Served, MAX_EARLIER};
+use crate::stage::policy::Mode;
 
 /// Removed domains' history is kept this long, so a domain dropped by mistake and re-added
 /// keeps its history.
@@ -37,6 +39,14 @@ pub struct History {
     pub changes: u64,
     /// Last time the domain was configured and checked (for dropping removed domains).
     pub last_seen: i64,
+    /// The policy served now (or last), with its mode, max_age and patterns, for the
+    /// policy-cache model (`stage::cache`). Absent in state files of earlier releases.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub served: Option<Served>,
+    /// Earlier policies whose cached copies may not have expired yet, oldest first (at most
+    /// `stage::cache::MAX_EARLIER`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub earlier: Vec<Served>,
 }
 
 /// How loading the state file went.
@@ -147,8 +157,74 @@ impl DriftState {
     }
 
     /// Compares a finished check with the domain's history, updates the history, and adds
-    /// the drift findings and status to the report.
+    /// the drift findings and status to the report, then those of the policy-cache model.
     pub fn observe(&mut self, report: &mut DomainReport, now: i64) {
+        self.observe_ids(report, now);
+        self.observe_served(report, now);
+    }
+
+    /// Records the policy served now, and adds what senders holding earlier ones do.
+    fn observe_served(&mut self, report: &mut DomainReport, now: i64) {
+        let Some(history) = self.domains.get_mut(report.domain.as_str()) else {
+            return;
+        };
+        let id = report
+            .record
+            .id
+            .as_deref()
+            .filter(|_| report.record.status == RecordStatus::Valid);
+        if let (Some(policy), Some(id)) = (report.policy.policy.as_deref(), id) {
+            let mut mx = if policy.mode == Mode::None {
+                vec![]
+            } else {
+                policy.mx.clone()
+            };
+            mx.sort();
+            mx.dedup();
+            match &mut history.served {
+                Some(s)
+                    if s.id == id
+                        && s.mode == policy.mode
+                        && s.max_age == policy.max_age
+                        && s.mx == mx =>
+                {
+                    // Saved with the daily refresh of last_seen: after a restart the model
+                    // may count a copy as expiring up to a day early.
+                    s.last_seen = now;
+                }
+                slot => {
+                    let new = Served {
+                        id: id.to_string(),
+                        mode: policy.mode,
+                        max_age: policy.max_age,
+                        mx,
+                        first_seen: now,
+                        last_seen: now,
+                    };
+                    if let Some(previous) = slot.replace(new) {
+                        history.earlier.push(previous);
+                        if history.earlier.len() > MAX_EARLIER {
+                            history.earlier.remove(0);
+                        }
+                    }
+                    self.dirty = true;
+                }
+            }
+        }
+        // Copies that have expired everywhere are forgotten.
+        let before = history.earlier.len();
+        history.earlier.retain(|s| s.cached_until() > now);
+        if history.earlier.len() != before {
+            self.dirty = true;
+        }
+        let risks = cached_policy_risks(report, history.served.as_ref(), &history.earlier, now);
+        if let Some(drift) = report.drift.as_mut() {
+            drift.cached_policy_risk_until = risks.until;
+        }
+        report.add_findings(risks.findings);
+    }
+
+    fn observe_ids(&mut self, report: &mut DomainReport, now: i64) {
         let (Some(id), Some(policy_sha)) = (
             report
                 .record
@@ -319,6 +395,7 @@ fn status(h: &History) -> DriftStatus {
         changes: h.changes,
         id_first_seen: h.id_first_seen,
         policy_first_seen: h.policy_first_seen,
+        cached_policy_risk_until: None,
     }
 }
 
@@ -392,6 +469,69 @@ mod tests {
 
     fn codes(r: &DomainReport) -> Vec<&'static str> {
         r.findings.iter().map(|f| f.code.as_str()).collect()
+    }
+
+    /// `report` with a valid enforce policy of `mx` (max_age one week) and those MX hosts.
+    fn with_policy(id: &str, mx: &[&str]) -> DomainReport {
+        let mut r = report(id, &mx.join(","));
+        r.policy.policy = Some(Box::new(crate::stage::policy::Policy {
+            version: "STSv1".into(),
+            mode: Mode::Enforce,
+            max_age: 604_800,
+            mx: mx.iter().map(|m| m.to_string()).collect(),
+            extensions: vec![],
+        }));
+        r.mx.hosts = mx
+            .iter()
+            .map(|m| crate::report::MxHostReport::new(m.to_string(), 10))
+            .collect();
+        r
+    }
+
+    #[test]
+    fn a_new_mx_under_an_unchanged_id_is_refused_by_cached_copies_until_they_expire() {
+        let mut state = DriftState::default();
+        let day = 86_400;
+        let t0 = 1_800_000_000;
+        state.observe(&mut with_policy("1", &["mx1.example.test"]), t0);
+        // A week of checks serving the old policy, then the new MX, without a new id.
+        state.observe(&mut with_policy("1", &["mx1.example.test"]), t0 + 7 * day);
+        let mut r = with_policy("1", &["mx1.example.test", "mx2.example.test"]);
+        state.observe(&mut r, t0 + 7 * day + 60);
+        assert_eq!(
+            codes(&r),
+            ["policy_id_stale", "mx_refused_by_cached_policy"]
+        );
+        assert_eq!(r.findings[1].host.as_deref(), Some("mx2.example.test"));
+        let until = t0 + 7 * day + 604_800;
+        assert_eq!(
+            r.drift.as_ref().unwrap().cached_policy_risk_until,
+            Some(until)
+        );
+        // A new id: senders fetch the new policy; the risk is gone (the id changed over an
+        // already-served body, which is only worth an info).
+        let mut r = with_policy("2", &["mx1.example.test", "mx2.example.test"]);
+        state.observe(&mut r, t0 + 8 * day);
+        assert_eq!(codes(&r), ["policy_id_changed_body_unchanged"]);
+        assert_eq!(r.drift.as_ref().unwrap().cached_policy_risk_until, None);
+        // The history survives a save and a load, old state files (without it) still load.
+        let history = state.get("example.test").unwrap();
+        assert_eq!(history.served.as_ref().unwrap().id, "2");
+        assert_eq!(history.earlier.len(), 2);
+        let json = serde_json::to_string(history).unwrap();
+        let back: History = serde_json::from_str(&json).unwrap();
+        assert_eq!(&back, history);
+        let old: History = serde_json::from_str(
+            r#"{"id":"1","id_first_seen":1,"policy_sha256":"a","policy_first_seen":1,"stale":false,"changes":0,"last_seen":1}"#,
+        )
+        .unwrap();
+        assert_eq!(old.served, None);
+        // Expired copies are forgotten.
+        state.observe(
+            &mut with_policy("2", &["mx1.example.test", "mx2.example.test"]),
+            t0 + 30 * day,
+        );
+        assert!(state.get("example.test").unwrap().earlier.is_empty());
     }
 
     #[test]

@@ -154,6 +154,9 @@ codes! {
     PolicyIdStale => "policy_id_stale", Critical, Fixed;
     PolicyIdChangedBodyUnchanged => "policy_id_changed_body_unchanged", Info, Fixed;
     PolicyUpdatedAfterId => "policy_updated_after_id", Warning, Fixed;
+    // --- policies senders may still hold (RFC 8461 §3.3, §5.1, §8.3)
+    MxRefusedByCachedPolicy => "mx_refused_by_cached_policy", Critical, Fixed;
+    PolicyRemovedWithoutModeNone => "policy_removed_without_mode_none", Warning, Fixed;
     // --- MX records and coverage (RFC 8461 §4.1, RFC 7505)
     MxLookupFailed => "mx_lookup_failed", Critical, Fixed;
     MxMissing => "mx_missing", Warning, Fixed;
@@ -432,6 +435,8 @@ impl Code {
             Code::PolicyIdStale => ("The policy body changed but the `_mta-sts` record's `id` did not. Senders that cached the old policy keep it until its max_age runs out: a newly added MX is refused by them. The finding stays until the id changes.", "RFC 8461 §3.1, §5.1", "Publish a new `id` in the `_mta-sts` TXT record (e.g. a timestamp like 20261129T1200)."),
             Code::PolicyIdChangedBodyUnchanged => ("The record's `id` changed but the policy body did not: senders re-fetch an unchanged policy, or the policy host has not been updated yet.", "RFC 8461 §3.1, §8.1", "Nothing to do if intended; otherwise update the policy file first, then the id."),
             Code::PolicyUpdatedAfterId => ("The policy body changed after the `id` had been bumped: senders that fetched in between cached the old body under the new id and will not fetch again.", "RFC 8461 §8.1", "Bump the `id` again now; in future publish the policy file first and change the id after."),
+            Code::MxRefusedByCachedPolicy => ("An MX of the domain is not covered by an earlier policy that senders may still hold: one served under the id the record carries now (so they never fetch again), or any earlier one while the domain serves no usable policy. Those senders refuse the MX until their copy expires (last seen served + its max_age); the message gives the date. One finding per such MX.", "RFC 8461 §3.3, §5.1", "If the record still carries the old id, publish a new id now (the policy file first). Otherwise keep the old MX working, or wait for the date before relying on the new MX."),
+            Code::PolicyRemovedWithoutModeNone => ("The `_mta-sts` record is gone, but the last policy seen was not `mode: none`: senders that cached it keep applying it until it expires (the message gives the date), and refuse MX hosts it does not cover.", "RFC 8461 §8.3", "Restore the record and serve `mode: none` (with a new id) for at least the old max_age, then remove both."),
             Code::MxLookupFailed => ("The MX lookup failed (SERVFAIL, REFUSED or timeout); this is not the same as no MX.", "RFC 5321 §5.1", "Check the domain's authoritative name servers."),
             Code::MxMissing => ("The domain has no MX record; senders deliver to its address records (implicit MX).", "RFC 5321 §5.1", "Publish MX records naming the mail servers, and cover them in the policy."),
             Code::MxNull => ("The domain publishes a null MX: it accepts no mail.", "RFC 7505", "Nothing to do if the domain sends no mail; an MTA-STS policy is then unnecessary."),

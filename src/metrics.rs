@@ -73,6 +73,7 @@ defs! {
     POLICY_MAX_AGE = "mta_sts_policy_max_age_seconds", Gauge, Default, "domain", "max_age of the valid policy";
     POLICY_CERT_NOT_AFTER = "mta_sts_policy_cert_not_after_timestamp_seconds", Gauge, Default, "domain", "Expiry (Unix time) of the mta-sts host's leaf certificate; exported also when expired or invalid";
     MX_COVERED = "mta_sts_mx_covered", Gauge, Default, "domain, mx", "1 if the domain's policy covers this MX, 0 if not (the domain-to-MX relation)";
+    CACHED_POLICY_RISK_UNTIL = "mta_sts_cached_policy_risk_until_timestamp_seconds", Gauge, Default, "domain", "Unix time until which senders may still apply an earlier cached policy that refuses an MX of the domain, or a removed one (absent without such a risk; findings mx_refused_by_cached_policy, policy_removed_without_mode_none)";
     FINDING = "mta_sts_finding", Gauge, Default, "domain, code, severity", "1 per finding code present in the domain's last check (codes: docs/findings.md)";
     RECORD_VALID = "mta_sts_record_valid", Gauge, Detailed, "domain", "1 if exactly one valid _mta-sts TXT record was found";
     POLICY_VALID = "mta_sts_policy_valid", Gauge, Detailed, "domain", "1 if the policy was fetched correctly (200, text/plain, valid certificate) and is valid";
@@ -539,6 +540,13 @@ impl prometheus_client::collector::Collector for Exposition {
         })?;
         domain_gauge(e, sel, &TLSRPT_VALID, &entries, |r| {
             Some(bool_value(r.tlsrpt.status == TlsRptStatus::Valid))
+        })?;
+        domain_gauge(e, sel, &CACHED_POLICY_RISK_UNTIL, &entries, |r| {
+            // Unix seconds fit an f64 exactly (they are below 2^53).
+            r.drift
+                .as_ref()
+                .and_then(|d| d.cached_policy_risk_until)
+                .map(|t| t as f64)
         })?;
         domain_gauge(e, sel, &POLICY_ID_STALE, &entries, |r| {
             r.drift.as_ref().map(|d| bool_value(d.stale))

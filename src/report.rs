@@ -42,6 +42,10 @@ pub struct DriftStatus {
     pub changes: u64,
     pub id_first_seen: i64,
     pub policy_first_seen: i64,
+    /// Unix seconds until which senders may still apply an earlier policy that refuses an MX
+    /// of the domain, or a removed one (see [`crate::stage::cache`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cached_policy_risk_until: Option<i64>,
 }
 
 impl DomainReport {

@@ -1715,6 +1715,24 @@ mod tests {
             seen.extend(report.findings.iter().map(|f| f.code.as_str()));
         }
         seen.extend(crate::tlsrpt::judge::scenario_codes());
+        // The policy-cache model: a removed record whose last policy (enforce) does not cover
+        // the MX.
+        let mut removed = run(observations(POLICY, vec![healthy_mx()]));
+        removed.record.status = RecordStatus::Missing;
+        removed.record.id = None;
+        let last = crate::stage::cache::Served {
+            id: "1".into(),
+            mode: Mode::Enforce,
+            max_age: 604_800,
+            mx: vec!["other.example.com".into()],
+            first_seen: NOW - 30 * DAY,
+            last_seen: NOW - DAY,
+        };
+        for finding in
+            crate::stage::cache::cached_policy_risks(&removed, Some(&last), &[], NOW).findings
+        {
+            seen.insert(finding.code.as_str());
+        }
         let missing: Vec<&str> = Code::ALL
             .iter()
             .map(|c| c.as_str())

@@ -7,7 +7,7 @@ use super::record::{check_field_name, is_wsp, quote};
 use crate::finding::{Code, Finding, Severity};
 
 /// What a sender does when an MX fails validation (RFC 8461 §5).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     Enforce,

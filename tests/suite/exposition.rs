@@ -271,6 +271,7 @@ fn healthy() -> DomainReport {
         changes: 2,
         id_first_seen: CHECKED_AT - 30 * DAY,
         policy_first_seen: CHECKED_AT - 30 * DAY,
+        cached_policy_risk_until: None,
     });
     r
 }
@@ -278,6 +279,14 @@ fn healthy() -> DomainReport {
 fn testing_not_ready() -> DomainReport {
     let mut r = enforced("testing.test", Mode::Testing);
     r.verdict = Verdict::TestingNotReady;
+    // An earlier enforce policy, cached under the same id, does not cover mx2.
+    r.drift = Some(mta_sts_exporter::report::DriftStatus {
+        stale: true,
+        changes: 1,
+        id_first_seen: CHECKED_AT - 30 * DAY,
+        policy_first_seen: CHECKED_AT - DAY,
+        cached_policy_risk_until: Some(CHECKED_AT + 6 * DAY),
+    });
     r.refused_mx.push("mx2.testing.test".into());
     r.mx.hosts.push(mx_host(
         "mx1.testing.test",
