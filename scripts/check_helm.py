@@ -573,11 +573,16 @@ def alert_sources(root: Path) -> list[dict[str, Any]]:
     return groups
 
 
+DOCS_PLACEHOLDER = "https://docs.mta-sts-exporter.invalid"
+
+
 def check_assets_rendered(rendered: dict[str, list[dict[str, Any]]], values: dict[str, Any],
                           root: Path) -> None:
-    """The PrometheusRule holds the source alerts (minus disabled ones); the dashboards
-    ConfigMap holds the source dashboards byte for byte."""
+    """The PrometheusRule holds the source alerts (minus disabled ones), their runbook_url under
+    docsBaseUrl when set; the dashboards ConfigMap holds the source dashboards byte for byte,
+    but for their docs links under docsBaseUrl."""
     chart = root / CHART
+    docs = (values.get("docsBaseUrl") or "").rstrip("/")
     rules = by_kind(rendered, "PrometheusRule")
     sources = alert_sources(root)
     if values["prometheusRule"]["enabled"] and sources:
@@ -591,6 +596,10 @@ def check_assets_rendered(rendered: dict[str, list[dict[str, Any]]], values: dic
         _assert(want == have, f"alerts rendered {have}, expected {want}")
         for group in rules[0]["spec"]["groups"]:
             for rule in group["rules"]:
+                url = (rule.get("annotations") or {}).get("runbook_url", "")
+                if "alert" in rule and docs and url.startswith(("https://docs.", docs)):
+                    _assert(url.startswith(docs + "/") and DOCS_PLACEHOLDER not in url,
+                            f"{rule['alert']}: runbook_url {url} is not under docsBaseUrl {docs}")
                 if "alert" in rule:
                     for key, value in values["prometheusRule"]["alertLabels"].items():
                         _assert(rule["labels"].get(key) == value or key in
@@ -611,7 +620,10 @@ def check_assets_rendered(rendered: dict[str, list[dict[str, Any]]], values: dic
                     "dashboards ConfigMap lacks the folder annotation")
         _assert(set(cm["data"]) == set(dashboards), f"dashboards {sorted(cm['data'])} != {sorted(dashboards)}")
         for name, content in dashboards.items():
-            _assert(cm["data"][name].encode() == content, f"dashboard {name} changed on the way")
+            if docs:
+                content = content.replace(DOCS_PLACEHOLDER.encode(), docs.encode())
+            _assert(cm["data"][name].encode() == content.rstrip(b"\n") + b"\n",
+                    f"dashboard {name} changed on the way")
             json.loads(cm["data"][name])
         size = sum(len(v.encode()) for v in cm["data"].values())
         _assert(size < 1_000_000, f"dashboards ConfigMap is {size} bytes; a ConfigMap holds 1 MiB")

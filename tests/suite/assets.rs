@@ -10,8 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-const RUNBOOK_URL: &str =
-    "https://github.com/mta-sts-exporter/mta-sts-exporter/blob/main/docs/runbook.md";
+const RUNBOOK_URL: &str = "https://docs.mta-sts-exporter.invalid/runbook.md";
 const SEVERITIES: &[&str] = &["critical", "warning", "info"];
 /// Fixed dashboard uids, by file name: links and bookmarks rely on them.
 const DASHBOARD_UIDS: &[(&str, &str)] = &[
