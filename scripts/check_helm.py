@@ -672,6 +672,14 @@ def sandboxed_config(text: str, sandbox: Path) -> Path:
         placeholder = b"# placeholder domain list made by check_helm.py\nexample.org\nexample.net\n"
         # A .gz key stands for a gzip file in binaryData: the exporter must read it as such.
         target.write_bytes(gzip.compress(placeholder) if domain_file.endswith(".gz") else placeholder)
+    for source in config.get("domain_sources") or []:
+        paths.append(source["cache_file"])
+        (sandbox / source["cache_file"].lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
+        if source.get("bearer_token_file"):
+            paths.append(source["bearer_token_file"])
+            token = sandbox / source["bearer_token_file"].lstrip("/")
+            token.parent.mkdir(parents=True, exist_ok=True)
+            token.write_text("placeholder-token\n")
     if glob.get("ca_file"):
         paths.append(glob["ca_file"])
         target = sandbox / glob["ca_file"].lstrip("/")
@@ -680,7 +688,7 @@ def sandboxed_config(text: str, sandbox: Path) -> Path:
     moved = text
     for original in sorted(set(paths), key=len, reverse=True):
         _assert(original.startswith("/"), f"relative path {original!r} in the rendered config")
-        pattern = re.compile(r"(?m)(^[ \t]*(?:- +|[A-Za-z_]+: +)[\"']?)" + re.escape(original)
+        pattern = re.compile(r"(?m)(^[ \t]*(?:- +)?(?:[A-Za-z_]+: +)?[\"']?)" + re.escape(original)
                              + r"([\"']?[ \t]*$)")
         moved, count = pattern.subn(lambda m: m.group(1) + str(sandbox) + original + m.group(2), moved)
         _assert(count >= 1, f"could not relocate {original!r} in the rendered config")
@@ -866,6 +874,9 @@ def check_root(report: Report, root: Path, exporter: str, promtool: str, workdir
              {"config": {"global": {"state_file": "/tmp/state.json"}}}, "must be a file under"),
             ("webConfig without a Secret or inline config", {"webConfig": {"enabled": True}},
              "webConfig.enabled needs"),
+            ("a domain source's cache_file outside persistence.mountPath",
+             {"config": {"domain_sources": [{"url": "https://inventory.example/l", "cache_file": "/tmp/copy.txt"}]}},
+             "must be a file under persistence.mountPath"),
             ("a domain-list ConfigMap listed twice",
              {"domainsConfigMaps": [{"name": "a", "keys": ["x.txt"]}, {"name": "a", "keys": ["y.txt"]}]},
              "is listed twice"),

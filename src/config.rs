@@ -30,6 +30,9 @@ pub struct Config {
     /// Every domain to check, once each, in the order first seen: inline `domains` first, then
     /// each of `domain_files` in turn.
     pub domains: Vec<DomainConfig>,
+    /// Domain lists fetched over HTTP(S) (`domain_sources`); their domains, read from each
+    /// source's last good copy (`cache_file`), are in `domains` after the domain files.
+    pub domain_sources: Vec<DomainSource>,
     /// The metric families `/metrics` exports (`metrics:` in the file; the default set if
     /// absent).
     pub metrics: crate::metrics::Selection,
@@ -40,6 +43,26 @@ pub struct Config {
     /// The file this came from, as given to [`load`] or [`parse`]; relative paths in it were
     /// resolved against its directory.
     pub source: PathBuf,
+}
+
+/// One inventory URL serving a domain list (`domain_sources:` in the file). The list is plain
+/// text or gzip, as a domain file; it is fetched every `refresh` by [`crate::inventory`],
+/// conditionally (ETag, Last-Modified), never following a redirect, and the last good copy
+/// is kept at `cache_file`, which is what a load reads.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DomainSource {
+    /// As written: `http://` or `https://`, a host, an optional port and path.
+    pub url: String,
+    /// The URL without its query (which may hold a token): for logs and the `source` label.
+    pub name: String,
+    pub refresh: Duration,
+    /// The whole fetch: DNS, connect, TLS, request, body.
+    pub timeout: Duration,
+    /// The last good copy, resolved against the config file's directory; its directory existed
+    /// when the file was loaded.
+    pub cache_file: PathBuf,
+    /// A file holding a token sent as `Authorization: Bearer <token>`, read at each fetch.
+    pub bearer_token_file: Option<PathBuf>,
 }
 
 /// Settings shared by all checks (`global:` in the file). [`Global::default`] holds the defaults
@@ -554,8 +577,21 @@ const TOP_KEYS: &[&str] = &[
     "metrics",
     "domains",
     "domain_files",
+    "domain_sources",
     "tlsrpt",
 ];
+const SOURCE_KEYS: &[&str] = &[
+    "url",
+    "refresh",
+    "timeout",
+    "cache_file",
+    "bearer_token_file",
+];
+/// How often an inventory is fetched at most.
+const REFRESH: DurationRange = DurationRange {
+    min: Duration::from_secs(60),
+    max: None,
+};
 const METRICS_KEYS: &[&str] = &["include", "exclude"];
 const TLSRPT_KEYS: &[&str] = &[
     "maildir",
@@ -779,7 +815,7 @@ impl Reader<'_> {
             return Err(self.wrong_type(
                 root,
                 "top level".to_string(),
-                "a mapping (global, labels, metrics, domains, domain_files, tlsrpt)",
+                "a mapping (global, labels, metrics, domains, domain_files, domain_sources, tlsrpt)",
             ));
         }
         let top = self.mapping(root, "", Some(TOP_KEYS))?;
@@ -831,7 +867,44 @@ impl Reader<'_> {
             }
         }
 
+        let mut domain_sources = Vec::new();
+        let mut source_warnings = Vec::new();
+        if let Some(node) = find("domain_sources") {
+            for (index, item) in self.list(node, "domain_sources")?.iter().enumerate() {
+                let key = format!("domain_sources[{index}]");
+                let source = self.domain_source(item, &key)?;
+                if source.cache_file.exists() {
+                    files.push(source.cache_file.clone());
+                    read_domain_file(
+                        &source.cache_file,
+                        files.len() - 1,
+                        &global,
+                        &default_labels,
+                        &mut domains,
+                    )
+                    .map_err(|error| match error {
+                        FileError::Io(error) => ConfigError::DomainFile {
+                            at: self.position(item),
+                            key: format!("{key}.cache_file"),
+                            path: source.cache_file.clone(),
+                            error,
+                        },
+                        FileError::Domain(error) => error,
+                    })?;
+                } else {
+                    source_warnings.push(format!(
+                        "{key}: no copy of {} yet at \"{}\": its domains are added once it has \
+                         been fetched",
+                        source.name,
+                        source.cache_file.display()
+                    ));
+                }
+                domain_sources.push(source);
+            }
+        }
+
         let (domains, mut warnings) = deduplicate(domains, &files);
+        warnings.extend(source_warnings);
         let fetch_ceiling = global
             .dns_timeout
             .saturating_mul(u32::try_from(global.dns_attempts).unwrap_or(u32::MAX))
@@ -845,7 +918,7 @@ impl Reader<'_> {
                 format_duration(fetch_ceiling)
             ));
         }
-        if domains.is_empty() {
+        if domains.is_empty() && domain_sources.is_empty() {
             return Err(ConfigError::NoDomains {
                 file: self.source.to_path_buf(),
             });
@@ -860,6 +933,7 @@ impl Reader<'_> {
         Ok(Config {
             global,
             domains,
+            domain_sources,
             metrics,
             tlsrpt,
             warnings,
@@ -1294,6 +1368,63 @@ impl Reader<'_> {
         Err(self.invalid(node, key.to_string(), problem))
     }
 
+    fn domain_source(&self, node: &Node, key: &str) -> Result<DomainSource, ConfigError> {
+        let entries = self.mapping(node, key, Some(SOURCE_KEYS))?;
+        let find = |name: &str| entries.iter().find(|e| e.name == name).map(|e| e.value);
+        let Some(url_node) = find("url") else {
+            return Err(self.invalid(
+                node,
+                key.to_string(),
+                "no url: give the address of the domain list, https://host/path".to_string(),
+            ));
+        };
+        let url_key = format!("{key}.url");
+        let url = self.string(url_node, &url_key)?.to_string();
+        let name = crate::inventory::check_url(&url)
+            .map_err(|message| self.invalid(url_node, url_key, message))?;
+        let Some(cache_node) = find("cache_file") else {
+            return Err(self.invalid(
+                node,
+                key.to_string(),
+                "no cache_file: give a file to keep the last good copy in (it is read at start \
+                 and whenever the inventory cannot be reached)"
+                    .to_string(),
+            ));
+        };
+        let cache_file = self.state_file(cache_node, &format!("{key}.cache_file"))?;
+        let refresh = match find("refresh") {
+            Some(n) => self.duration(n, &format!("{key}.refresh"), &REFRESH)?,
+            None => Duration::from_secs(600),
+        };
+        let timeout = match find("timeout") {
+            Some(n) => self.duration(n, &format!("{key}.timeout"), &TIMEOUT)?,
+            None => Duration::from_secs(30),
+        };
+        let bearer_token_file = match find("bearer_token_file") {
+            Some(n) => {
+                let token_key = format!("{key}.bearer_token_file");
+                let path = self.path(n, &token_key)?;
+                if let Err(error) = fs::metadata(&path) {
+                    return Err(self.invalid(
+                        n,
+                        token_key,
+                        format!("cannot read \"{}\": {error}", path.display()),
+                    ));
+                }
+                Some(path)
+            }
+            None => None,
+        };
+        Ok(DomainSource {
+            url,
+            name,
+            refresh,
+            timeout,
+            cache_file,
+            bearer_token_file,
+        })
+    }
+
     fn state_file(&self, node: &Node, key: &str) -> Result<PathBuf, ConfigError> {
         let path = self.path(node, key)?;
         let parent = match path.parent() {
@@ -1561,8 +1692,13 @@ pub const MAX_DECOMPRESSED_DOMAIN_FILE: u64 = 64 << 20;
 /// plain text. Every member of a multi-member file is read; a bad stream or more than
 /// [`MAX_DECOMPRESSED_DOMAIN_FILE`] bytes is an error (`InvalidData`) saying so.
 pub fn read_domain_file_bytes(path: &Path) -> io::Result<Vec<u8>> {
+    decode_domain_list(fs::read(path)?)
+}
+
+/// A domain list's text: `bytes` as they are, or decompressed when they are gzip (see
+/// [`read_domain_file_bytes`]).
+pub fn decode_domain_list(bytes: Vec<u8>) -> io::Result<Vec<u8>> {
     use std::io::Read;
-    let bytes = fs::read(path)?;
     if !bytes.starts_with(&[0x1f, 0x8b]) {
         return Ok(bytes);
     }
@@ -1590,6 +1726,27 @@ pub fn read_domain_file_bytes(path: &Path) -> io::Result<Vec<u8>> {
     Ok(text)
 }
 
+/// Checks a domain list (plain or gzip) as a load would read it, without keeping it: the number
+/// of domains (repeats included), or the first problem, naming `shown` and the line.
+pub fn check_domain_list(bytes: Vec<u8>, shown: &Path) -> Result<usize, String> {
+    let text =
+        decode_domain_list(bytes).map_err(|error| format!("{}: {error}", shown.display()))?;
+    let mut out = Vec::new();
+    domains_from_text(
+        &text,
+        shown,
+        0,
+        &Global::default(),
+        &BTreeMap::new(),
+        &mut out,
+    )
+    .map_err(|error| match error {
+        FileError::Io(error) => format!("{}: {error}", shown.display()),
+        FileError::Domain(error) => error.to_string(),
+    })?;
+    Ok(out.len())
+}
+
 /// Appends the domains of one domain file (plain or gzip, see [`read_domain_file_bytes`]): one
 /// per line, `#` starts a comment, blank lines are ignored, a leading byte order mark is
 /// skipped. Allocates one `String` per domain (its name) and nothing per line otherwise.
@@ -1601,8 +1758,19 @@ fn read_domain_file(
     out: &mut Vec<(DomainConfig, Origin)>,
 ) -> Result<(), FileError> {
     let bytes = read_domain_file_bytes(path).map_err(FileError::Io)?;
+    domains_from_text(&bytes, path, file_index, global, default_labels, out)
+}
+
+fn domains_from_text(
+    bytes: &[u8],
+    path: &Path,
+    file_index: usize,
+    global: &Global,
+    default_labels: &BTreeMap<String, String>,
+    out: &mut Vec<(DomainConfig, Origin)>,
+) -> Result<(), FileError> {
     // Editors on Windows may start the file with a UTF-8 byte order mark.
-    let text = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
+    let text = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     out.reserve(text.len() / 16);
     for (index, line) in text.split(|&b| b == b'\n').enumerate() {
         let line = match line.iter().position(|&b| b == b'#') {
@@ -1949,6 +2117,7 @@ mod tests {
         for keys in [
             TOP_KEYS,
             METRICS_KEYS,
+            SOURCE_KEYS,
             GLOBAL_KEYS,
             DNS_KEYS,
             TIMEOUT_KEYS,

@@ -17,6 +17,8 @@
 //!   [`report::DomainReport`], plain data holding each stage's outcome and a list of
 //!   [`finding::Finding`]s.
 //! - [`clock`] (time helpers), [`domain`] (`DomainName` and the names derived from it).
+//! - [`config`] reads the configuration and the domain lists; [`inventory`] keeps the lists of
+//!   `domain_sources` (HTTP(S) inventories) fresh on disk.
 //! - [`render`] prints a report for people; [`batch`] runs `check` over many domains in order.
 //! - [`whatif`] judges a draft policy or MX set against the live domain before publishing.
 //! - [`tlsrpt`] reads the TLS-RPT reports senders send: decoding, parsing, summaries.
@@ -32,6 +34,7 @@ pub mod domain;
 pub mod drift;
 pub mod duration;
 pub mod finding;
+pub mod inventory;
 pub mod logging;
 pub mod metrics;
 pub mod probe;

@@ -105,6 +105,8 @@ defs! {
     RELOAD_OK = "mta_sts_exporter_config_last_reload_successful", Gauge, Default, "", "1 if the last configuration load succeeded";
     RELOAD_TIME = "mta_sts_exporter_config_last_reload_success_timestamp_seconds", Gauge, Default, "", "Unix time of the last successful configuration load";
     BLIND = "mta_sts_exporter_blind", Gauge, Default, "reason", "1 while most recent checks fail the same way on the exporter's side (reason: resolver_failing, resolver_nxdomain, smtp_blocked, https_blocked), so per-domain results say more about the exporter than the domains";
+    SOURCE_OK = "mta_sts_exporter_domain_source_last_fetch_successful", Gauge, Default, "source", "1 if the last fetch of the domain source (domain_sources) succeeded: a valid list, or not modified";
+    SOURCE_TIME = "mta_sts_exporter_domain_source_last_success_timestamp_seconds", Gauge, Default, "source", "Unix time of the last successful fetch of the domain source (0: none since start; the last good copy is in use)";
 }
 
 // A selection is a bit mask over METRICS.
@@ -325,6 +327,7 @@ pub struct Exposition {
     cache: Option<Arc<ProbeCache>>,
     selection: SelectionHandle,
     tlsrpt: Option<Arc<crate::tlsrpt::ingest::Ingest>>,
+    sources: Option<Arc<crate::inventory::SourceStats>>,
 }
 
 impl Exposition {
@@ -335,6 +338,7 @@ impl Exposition {
             cache,
             selection: SelectionHandle::default(),
             tlsrpt: None,
+            sources: None,
         }
     }
 
@@ -347,6 +351,12 @@ impl Exposition {
     /// Exports the `mta_sts_tlsrpt_*` families from `ingest`.
     pub fn with_tlsrpt(mut self, ingest: Arc<crate::tlsrpt::ingest::Ingest>) -> Exposition {
         self.tlsrpt = Some(ingest);
+        self
+    }
+
+    /// Exports how the domain sources' fetches went.
+    pub fn with_sources(mut self, sources: Arc<crate::inventory::SourceStats>) -> Exposition {
+        self.sources = Some(sources);
         self
     }
 
@@ -753,6 +763,29 @@ impl prometheus_client::collector::Collector for Exposition {
             .blindness()
             .map(|(cause, blind)| ([("reason", cause.as_str())], bool_value(blind)));
         gauge_family(&mut encoder, sel, &BLIND, &blind)?;
+        let sources = self
+            .sources
+            .as_ref()
+            .map(|s| s.snapshot())
+            .unwrap_or_default();
+        let series = |value: &dyn Fn(&crate::inventory::SourceState) -> f64| {
+            sources
+                .iter()
+                .map(|s| ([("source", s.name.as_str())], value(s)))
+                .collect::<Vec<_>>()
+        };
+        gauge_family(
+            &mut encoder,
+            sel,
+            &SOURCE_OK,
+            &series(&|s| bool_value(s.ok)),
+        )?;
+        gauge_family(
+            &mut encoder,
+            sel,
+            &SOURCE_TIME,
+            &series(&|s| s.last_success as f64),
+        )?;
         Ok(())
     }
 }

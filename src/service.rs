@@ -12,8 +12,10 @@ use crate::checklog::{CheckLog, CheckLogger};
 use crate::clock::unix_now;
 use crate::config::{self, Config, ExpectedMode};
 use crate::drift::{write_atomically, DriftState, LoadOutcome};
+use crate::inventory;
 use crate::metrics::{Exposition, SelectionHandle};
 use crate::probe::cache::ProbeCache;
+use crate::probe::tls::TlsClient;
 use crate::report::DomainReport;
 use crate::scheduler::{self, CheckFn, ReportSink, SchedulerSettings, Target};
 use crate::selfhealth::{self, Change, Observation};
@@ -150,6 +152,42 @@ pub fn check_config(path: &Path) -> Result<String, String> {
     Ok(summary)
 }
 
+/// Fetches, once, every domain source that has no copy yet, so a first start has their
+/// domains. True if a copy was written (load the configuration again).
+async fn prefetch_sources(
+    config: &Config,
+    tls: &TlsClient,
+    stats: &inventory::SourceStats,
+) -> bool {
+    let mut fetched = false;
+    for source in config
+        .domain_sources
+        .iter()
+        .filter(|s| !s.cache_file.exists())
+    {
+        let result = inventory::refresh_once(source, tls).await;
+        stats.record(&source.name, result.is_ok(), unix_now());
+        match result {
+            Ok(_) => {
+                tracing::info!(msg = "domain source fetched", source = %source.name);
+                fetched = true;
+            }
+            Err(err) => {
+                tracing::error!(msg = "domain source cannot be fetched and has no copy yet", source = %source.name, err = %err)
+            }
+        }
+    }
+    fetched
+}
+
+fn source_names(config: &Config) -> Vec<String> {
+    config
+        .domain_sources
+        .iter()
+        .map(|s| s.name.clone())
+        .collect()
+}
+
 /// A running exporter.
 pub struct Service {
     pub store: Arc<Store>,
@@ -163,6 +201,8 @@ pub struct Service {
     /// TLS-RPT reports received (HTTPS listener, maildir).
     pub tlsrpt: Arc<Ingest>,
     tlsrpt_tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// Keeps the `domain_sources` copies fresh.
+    inventory: tokio::task::JoinHandle<()>,
 }
 
 impl Service {
@@ -195,10 +235,25 @@ impl Service {
             options.probe_listener.as_deref(),
         )?;
         let mut scheduler_settings = options.scheduler.clone();
-        let config = config::load(&config_path).map_err(|e| e.to_string())?;
+        let mut config = config::load(&config_path).map_err(|e| e.to_string())?;
+        let inventory_tls = TlsClient::new(trust_store(&config)?)?;
+        let source_stats = Arc::new(inventory::SourceStats::default());
+        source_stats.set_sources(&source_names(&config));
+        if prefetch_sources(&config, &inventory_tls, &source_stats).await {
+            config = config::load(&config_path).map_err(|e| e.to_string())?;
+        }
         for w in &config.warnings {
             tracing::warn!(msg = "configuration", warning = %w);
         }
+        if config.domains.is_empty() {
+            return Err(format!(
+                "{}: no domains: the domain sources could not be fetched and have no copy yet \
+                 (see the log), and no other domains are configured",
+                config_path.display()
+            ));
+        }
+        source_stats.set_sources(&source_names(&config));
+        let (sources_tx, sources_rx) = tokio::sync::watch::channel(config.domain_sources.clone());
         let cache = Arc::new(ProbeCache::with_health(
             config.global.mx_cache_ttl,
             config.global.per_address_concurrency,
@@ -356,8 +411,9 @@ impl Service {
             let path = config_path.clone();
             let lock = Arc::new(tokio::sync::Mutex::new(()));
             let selection = selection.clone();
+            let sources = (sources_tx.clone(), source_stats.clone());
             Arc::new(move || {
-                let (store, current, handle, cache, path, lock, selection) = (
+                let (store, current, handle, cache, path, lock, selection, sources) = (
                     store.clone(),
                     current.clone(),
                     handle.clone(),
@@ -365,6 +421,7 @@ impl Service {
                     path.clone(),
                     lock.clone(),
                     selection.clone(),
+                    sources.clone(),
                 );
                 let ingest = ingest.clone();
                 Box::pin(async move {
@@ -385,6 +442,14 @@ impl Service {
                             store.set_domains(loaded.metas);
                             selection.set(config.metrics);
                             ingest.apply_settings(&config.tlsrpt);
+                            sources.1.set_sources(&source_names(&config));
+                            sources.0.send_if_modified(|current| {
+                                let changed = *current != config.domain_sources;
+                                if changed {
+                                    current.clone_from(&config.domain_sources);
+                                }
+                                changed
+                            });
                             handle.reload(loaded.targets);
                             *write(&current) = Arc::new(loaded.built);
                             store.set_reload(true, unix_now());
@@ -400,9 +465,16 @@ impl Service {
             })
         };
 
+        let inventory = inventory::spawn(
+            sources_rx,
+            inventory_tls,
+            source_stats.clone(),
+            reload.clone(),
+        );
         let registry = Exposition::new(store.clone(), Some(cache.clone()))
             .with_selection(selection)
             .with_tlsrpt(ingest.clone())
+            .with_sources(source_stats)
             .registry();
         let app =
             Arc::new(App::new(store.clone(), registry, reload.clone()).with_tlsrpt(ingest.clone()));
@@ -449,6 +521,7 @@ impl Service {
             saver,
             tlsrpt: ingest,
             tlsrpt_tasks,
+            inventory,
         })
     }
 
@@ -460,6 +533,7 @@ impl Service {
     /// Stops accepting work, drains in-flight checks within the grace period, stops serving.
     pub async fn shutdown(self) {
         self.scheduler.shutdown();
+        self.inventory.abort();
         let _ = self.scheduler_task.await;
         self.saver.abort();
         save_state(&self.drift, &self.store, &self.tlsrpt).await;

@@ -416,7 +416,7 @@ refused! {
     // unknown keys, at every level
     unknown_key_at_top_level: "bad-unknown-key-top.yml" =>
         "tests/config/bad-unknown-key-top.yml:1:1: unknown key \"domain\" at the top level; \
-         allowed: global, labels, metrics, domains, domain_files, tlsrpt";
+         allowed: global, labels, metrics, domains, domain_files, domain_sources, tlsrpt";
     unknown_key_in_metrics: "bad-unknown-key-metrics.yml" =>
         "tests/config/bad-unknown-key-metrics.yml:2:3: unknown key \"only\" in metrics; \
          allowed: include, exclude";
@@ -483,7 +483,7 @@ refused! {
          numbers and true/false), found integer 1";
     list_at_top_level: "bad-type-top-level.yml" =>
         "tests/config/bad-type-top-level.yml:1:1: top level: expected a mapping (global, \
-         labels, metrics, domains, domain_files, tlsrpt), found a list";
+         labels, metrics, domains, domain_files, domain_sources, tlsrpt), found a list";
     list_as_domain_entry: "bad-type-domain-entry.yml" =>
         "tests/config/bad-type-domain-entry.yml:2:5: domains[0]: expected a domain name or a \
          mapping with \"name\", found a list";

@@ -26,6 +26,7 @@ mod exporter;
 mod exposition;
 mod fleet;
 mod https;
+mod inventory;
 mod logs;
 mod metrics_doc;
 mod scheduler;

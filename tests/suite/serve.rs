@@ -312,12 +312,15 @@ async fn serves_metrics_api_and_reloads() {
 
     // every documented family is produced, but those that need what this lab does not make:
     // TLS-RPT reports received (tests/suite/tlsrpt.rs checks those; the refusal counter is
-    // always there) and id-drift history (the golden files of tests/suite/exposition.rs)
+    // always there), id-drift history (the golden files of tests/suite/exposition.rs) and
+    // domain_sources (tests/suite/inventory.rs)
     const ELSEWHERE: &[&str] = &[
         "mta_sts_tlsrpt_sessions_total",
         "mta_sts_tlsrpt_reports_total",
         "mta_sts_tlsrpt_last_report_timestamp_seconds",
         "mta_sts_cached_policy_risk_until_timestamp_seconds",
+        "mta_sts_exporter_domain_source_last_fetch_successful",
+        "mta_sts_exporter_domain_source_last_success_timestamp_seconds",
     ];
     for name in documented_metrics()
         .into_iter()

@@ -49,6 +49,9 @@ pub enum Reply {
     /// 200 text/plain, `Content-Encoding: gzip`, this body gzip-compressed, whatever the request
     /// asked for (as a server with forced or pre-compressed gzip does).
     Gzip(Vec<u8>),
+    /// 200 text/plain with this body and `ETag: <etag>`, or 304 when the request's
+    /// `If-None-Match` is that tag (an inventory serving a list).
+    Tagged { body: Vec<u8>, etag: String },
     /// Exactly this status, Content-Type (omitted when empty) and body.
     Body {
         status: u16,
@@ -327,6 +330,10 @@ async fn respond(shared: &Shared, request: Request<Incoming>) -> Response<FakeBo
             })
             .collect(),
     });
+    let if_none_match = request
+        .headers()
+        .get("if-none-match")
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
     let reply = shared
         .replies
         .read()
@@ -390,6 +397,20 @@ async fn respond(shared: &Shared, request: Request<Incoming>) -> Response<FakeBo
             reply
                 .headers_mut()
                 .insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+            reply
+        }
+        Reply::Tagged { body, etag } => {
+            if if_none_match.as_deref() == Some(etag.as_str()) {
+                let mut reply = response(304, None, FakeBody::full(Vec::new()));
+                if let Ok(value) = HeaderValue::from_str(&etag) {
+                    reply.headers_mut().insert("etag", value);
+                }
+                return reply;
+            }
+            let mut reply = response(200, Some("text/plain"), FakeBody::full(body));
+            if let Ok(value) = HeaderValue::from_str(&etag) {
+                reply.headers_mut().insert("etag", value);
+            }
             reply
         }
         Reply::Body {

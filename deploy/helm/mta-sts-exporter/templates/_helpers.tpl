@@ -111,7 +111,8 @@ at domainListsDir/<name>).
 
 {{/*
 The exporter's configuration file (docs/configuration.md), built from values:
-config.global / config.labels / config.domains are passed through as written; domain_files is
+config.global / config.labels / config.metrics / config.domains / config.domain_sources are
+passed through as written (a domain source's cache_file must be under persistence.mountPath); domain_files is
 config.domain_files plus one file per key of domainsConfigMap, mounted at domainsDir, and one
 per key of each domainsConfigMaps entry, mounted at domainListsDir/<name>.
 Refuses a state_file outside persistence.mountPath: the root filesystem is read-only, so the
@@ -149,11 +150,23 @@ state file must sit on the state volume.
 {{- with .Values.config.labels }}
 {{- $sections = append $sections (dict "labels" .) }}
 {{- end }}
+{{- with .Values.config.metrics }}
+{{- $sections = append $sections (dict "metrics" .) }}
+{{- end }}
 {{- with .Values.config.domains }}
 {{- $sections = append $sections (dict "domains" .) }}
 {{- end }}
 {{- with $files }}
 {{- $sections = append $sections (dict "domain_files" .) }}
+{{- end }}
+{{- range $i, $source := .Values.config.domain_sources }}
+{{- $mount := trimSuffix "/" $.Values.persistence.mountPath }}
+{{- if not (hasPrefix (printf "%s/" $mount) ($source.cache_file | default "")) }}
+{{- fail (printf "config.domain_sources[%d].cache_file %q must be a file under persistence.mountPath %q: the exporter writes the last good copy there" $i ($source.cache_file | default "") $mount) }}
+{{- end }}
+{{- end }}
+{{- with .Values.config.domain_sources }}
+{{- $sections = append $sections (dict "domain_sources" .) }}
 {{- end }}
 {{- range $sections }}
 {{ toYaml . }}
