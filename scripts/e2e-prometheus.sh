@@ -3,7 +3,7 @@
 # alerts/ and a real Alertmanager routing with deploy/alertmanager/ to a local webhook. Asserts
 # that an MX certificate expiring in 5 days pages at severity=critical, that every alert with a
 # simulator scenario fires on it (and the egress alert stays silent), and that every PromQL
-# expression of the dashboards returns data. Everything on loopback; processes stopped at the end.
+# expression of the dashboards returns data (TLS-RPT panels from a report mailed to a maildir). Everything on loopback; processes stopped at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -4,6 +4,8 @@
 Standard library only. Every process listens on 127.0.0.1 and is stopped at the end.
 """
 import argparse
+import base64
+import datetime
 import glob
 import http.server
 import json
@@ -127,6 +129,37 @@ def dashboard_queries(domain):
     return queries
 
 
+def tlsrpt_mail(domain, mx):
+    """A TLS-RPT report e-mail (RFC 8460 §5.3) for `domain`: a day of sessions, some of them
+    failed on `mx`, as a JSON attachment."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    start = (now - datetime.timedelta(days=1)).strftime("%Y-%m-%dT00:00:00Z")
+    end = (now - datetime.timedelta(days=1)).strftime("%Y-%m-%dT23:59:59Z")
+    report = {
+        "organization-name": "E2E Sender",
+        "date-range": {"start-datetime": start, "end-datetime": end},
+        "contact-info": "tlsrpt@sender.example",
+        "report-id": f"e2e-{int(now.timestamp())}",
+        "policies": [{
+            "policy": {"policy-type": "sts", "policy-string": ["version: STSv1", "mode: enforce",
+                       f"mx: {mx}", "max_age: 604800"], "policy-domain": domain, "mx-host": [mx]},
+            "summary": {"total-successful-session-count": 95, "total-failure-session-count": 5},
+            "failure-details": [{"result-type": "certificate-expired", "sending-mta-ip": "192.0.2.1",
+                                 "receiving-mx-hostname": mx, "failed-session-count": 5}],
+        }],
+    }
+    attachment = base64.encodebytes(json.dumps(report).encode()).decode().replace("\n", "\r\n")
+    return ("From: tlsrpt@sender.example\r\nTo: tlsrpt@" + domain + "\r\n"
+            "Subject: Report Domain: " + domain + " Submitter: sender.example\r\n"
+            "TLS-Report-Domain: " + domain + "\r\nTLS-Report-Submitter: sender.example\r\n"
+            "MIME-Version: 1.0\r\n"
+            "Content-Type: multipart/report; boundary=\"b1\"; report-type=tlsrpt\r\n\r\n"
+            "--b1\r\nContent-Type: text/plain\r\n\r\nA TLS report.\r\n"
+            "--b1\r\nContent-Type: application/tlsrpt+json; name=\"report.json\"\r\n"
+            "Content-Disposition: attachment; filename=\"report.json\"\r\n"
+            "Content-Transfer-Encoding: base64\r\n\r\n" + attachment + "--b1--\r\n").encode()
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--exporter", required=True)
@@ -167,6 +200,17 @@ def main():
         wait_for("the simulator's config", lambda: os.path.exists(config) and os.path.exists(os.path.join(fleet, "ready")), timeout=60)
         scenarios = json.load(open(os.path.join(fleet, "scenarios.json")))
         expiring = scenarios["mx_cert_expiring_5_days"]
+
+        # TLS-RPT reports arrive by mail: a maildir the exporter reads, with one report for the
+        # expiring domain (the domain dashboard's TLS-RPT row); a mail without a report is
+        # dropped once Prometheus scrapes, so the refusals panel sees the counter rise.
+        maildir = os.path.join(work, "maildir")
+        for sub in ("new", "cur", "tmp"):
+            os.makedirs(os.path.join(maildir, sub))
+        with open(config, "a") as f:
+            f.write(f"\ntlsrpt:\n  maildir: {maildir}\n  maildir_interval: 1s\n")
+        with open(os.path.join(maildir, "new", "1.report"), "wb") as f:
+            f.write(tlsrpt_mail(expiring["domain"], expiring["mx"]))
 
         exporter_port = free_port()
         start("exporter", [args.exporter, "--config.file", config,
@@ -217,6 +261,9 @@ scrape_configs:
             return reply["data"]["result"]
 
         wait_for("a scrape of the exporter", lambda: query('up{job="mta-sts-exporter"} == 1'))
+        time.sleep(2)
+        with open(os.path.join(maildir, "new", "2.junk"), "wb") as f:
+            f.write(b"From: someone@example.net\r\nSubject: hello\r\n\r\nnot a report\r\n")
 
         def paged():
             for message in Webhook.received:
