@@ -74,6 +74,7 @@ defs! {
     POLICY_CERT_NOT_AFTER = "mta_sts_policy_cert_not_after_timestamp_seconds", Gauge, Default, "domain", "Expiry (Unix time) of the mta-sts host's leaf certificate; exported also when expired or invalid";
     MX_COVERED = "mta_sts_mx_covered", Gauge, Default, "domain, mx", "1 if the domain's policy covers this MX, 0 if not (the domain-to-MX relation)";
     CACHED_POLICY_RISK_UNTIL = "mta_sts_cached_policy_risk_until_timestamp_seconds", Gauge, Default, "domain", "Unix time until which senders may still apply an earlier cached policy that refuses an MX of the domain, or a removed one (absent without such a risk; findings mx_refused_by_cached_policy, policy_removed_without_mode_none)";
+    SENDER_ACTION = "mta_sts_sender_action", Gauge, Default, "domain, profile, action", "1 for each sender profile whose action (deliver, defer, unknown) differs from the RFC 8461 reference sender's; absent when all agree, as on a healthy domain (profiles: docs/senders.md)";
     FINDING = "mta_sts_finding", Gauge, Default, "domain, code, severity", "1 per finding code present in the domain's last check (codes: docs/findings.md)";
     RECORD_VALID = "mta_sts_record_valid", Gauge, Detailed, "domain", "1 if exactly one valid _mta-sts TXT record was found";
     POLICY_VALID = "mta_sts_policy_valid", Gauge, Detailed, "domain", "1 if the policy was fetched correctly (200, text/plain, valid certificate) and is valid";
@@ -551,6 +552,28 @@ impl prometheus_client::collector::Collector for Exposition {
         domain_gauge(e, sel, &TLSRPT_VALID, &entries, |r| {
             Some(bool_value(r.tlsrpt.status == TlsRptStatus::Valid))
         })?;
+        if sel.contains(&SENDER_ACTION) {
+            let mut family = e.encode_descriptor(
+                SENDER_ACTION.name,
+                &help(&SENDER_ACTION),
+                None,
+                SENDER_ACTION.kind,
+            )?;
+            for (domain, entry) in &entries {
+                let Some(report) = &entry.report else {
+                    continue;
+                };
+                for (profile, action) in sender_disagreements(report) {
+                    family
+                        .encode_family(&[
+                            ("domain", domain.as_str()),
+                            ("profile", profile),
+                            ("action", action),
+                        ])?
+                        .encode_gauge(&1.0)?;
+                }
+            }
+        }
         domain_gauge(e, sel, &CACHED_POLICY_RISK_UNTIL, &entries, |r| {
             // Unix seconds fit an f64 exactly (they are below 2^53).
             r.drift
@@ -887,6 +910,19 @@ fn merge_mx<'a>(
     );
 }
 
+/// The sender profiles whose action differs from the RFC 8461 reference's: (profile, action).
+pub fn sender_disagreements(report: &DomainReport) -> Vec<(&'static str, &'static str)> {
+    let verdicts = crate::stage::senders::sender_verdicts(report);
+    let Some(reference) = verdicts.first().map(|v| v.action) else {
+        return vec![];
+    };
+    verdicts
+        .iter()
+        .filter(|v| v.action != reference)
+        .map(|v| (v.profile.as_str(), v.action.as_str()))
+        .collect()
+}
+
 /// The bounded `outcome` label of `mta_sts_mx_probe_outcome`.
 pub fn outcome_label(outcome: &SmtpOutcome) -> &'static str {
     match outcome {
@@ -922,6 +958,44 @@ pub const OUTCOME_LABELS: &[&str] = &[
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sender_action_is_exported_only_where_profiles_disagree() {
+        use crate::report::{HostTransport, MxHostReport};
+        use crate::stage::policy::{Mode, Policy};
+        use crate::store::DomainMeta;
+        let store = Arc::new(Store::new());
+        store.set_domains(vec![
+            ("wild.test".to_string(), DomainMeta::default()),
+            ("plain.test".to_string(), DomainMeta::default()),
+        ]);
+        let mut report = DomainReport::skeleton("wild.test");
+        report.verdict = Verdict::EnforcedRefused;
+        report.refused_mx.push("t.h-v1.mx.example".into());
+        report.policy.policy = Some(Box::new(Policy {
+            version: "STSv1".into(),
+            mode: Mode::Enforce,
+            max_age: 86_400,
+            mx: vec!["*.mx.example".into()],
+            extensions: vec![],
+        }));
+        let mut host = MxHostReport::new("t.h-v1.mx.example".into(), 10);
+        host.transport = HostTransport::Valid;
+        report.mx.hosts.push(host);
+        store.record(report);
+        store.record(DomainReport::skeleton("plain.test"));
+        let text = encode(&Exposition::new(store, None).registry(), false).unwrap();
+        let lines: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("mta_sts_sender_action{"))
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                r#"mta_sts_sender_action{domain="wild.test",profile="postfix_resolver",action="deliver"} 1.0"#
+            ]
+        );
+    }
 
     #[test]
     fn names_follow_conventions() {

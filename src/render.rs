@@ -21,6 +21,22 @@ fn write_report(out: &mut String, r: &DomainReport, now: i64) -> std::fmt::Resul
     if !r.refused_mx.is_empty() {
         writeln!(out, "  would be refused: {}", r.refused_mx.join(", "))?;
     }
+    // Sender profiles, where one does not simply deliver (docs/senders.md).
+    let senders = crate::stage::senders::sender_verdicts(r);
+    if senders
+        .iter()
+        .any(|v| v.action != crate::stage::senders::Action::Deliver)
+    {
+        for v in &senders {
+            writeln!(
+                out,
+                "  sender {:<16} {:<8} {}",
+                v.profile.as_str(),
+                v.action.as_str(),
+                v.note
+            )?;
+        }
+    }
 
     // TXT record
     let record_status = match r.record.status {

@@ -516,6 +516,8 @@ impl Serialize for DomainReport {
             mx: &'a MxReport,
             tlsrpt: Named<'a, TlsRptReport>,
             findings: &'a [Finding],
+            /// Derived when serializing (never stored): what each sender profile does.
+            senders: Vec<crate::stage::senders::SenderVerdict>,
             #[serde(skip_serializing_if = "Option::is_none")]
             drift: Option<&'a DriftStatus>,
         }
@@ -540,6 +542,7 @@ impl Serialize for DomainReport {
                 stage: &self.tlsrpt,
             },
             findings: &self.findings,
+            senders: crate::stage::senders::sender_verdicts(self),
             drift: self.drift.as_ref(),
         }
         .serialize(serializer)
@@ -576,7 +579,11 @@ mod tests {
                 r#""policy":{"status":"not_fetched","host":"mta-sts.example.com"},"#,
                 r#""mx":{"status":"missing","hosts":[]},"#,
                 r#""tlsrpt":{"name":"_smtp._tls.example.com","status":"missing"},"#,
-                r#""findings":[]}"#
+                r#""findings":[],"senders":["#,
+                r#"{"profile":"rfc8461","action":"deliver","note":"no usable policy: opportunistic TLS (a copy cached earlier still applies)"},"#,
+                r#"{"profile":"gmail","action":"deliver","note":"no usable policy: opportunistic TLS (a copy cached earlier still applies)"},"#,
+                r#"{"profile":"exchange_online","action":"deliver","note":"no usable policy: opportunistic TLS (a copy cached earlier still applies)"},"#,
+                r#"{"profile":"postfix_resolver","action":"deliver","note":"no usable policy: opportunistic TLS (a copy cached earlier still applies)"}]}"#
             )
         );
     }

@@ -6,5 +6,6 @@ pub mod expect;
 pub mod mx;
 pub mod policy;
 pub mod record;
+pub mod senders;
 pub mod tlsrpt;
 pub mod transport;
