@@ -4,6 +4,7 @@
 #   - promtool test rules    tests/alerts/*.yml    (unit tests of every alert)
 #   - amtool check-config    deploy/alertmanager/alertmanager.yml
 #   - amtool config routes test: which receiver representative alerts reach
+#   - inhibition: a loopback Alertmanager with the example configuration, alerts added by amtool
 #   - promtool check rules on the PromQL of dashboards/*.json and docs/runbook.md (needs jq)
 # Exits 0 when everything passes, 1 when a check fails, 2 when promtool or amtool is missing.
 # The cargo test `tests/suite/assets.rs` checks the rest (metric names, runbook anchors, dashboards).
@@ -73,6 +74,62 @@ route web-shop-pager alertname=MtaStsMxCertificateExpiry severity=critical domai
 route web-shop-ticket alertname=MtaStsPolicyUnavailable severity=warning domain=shop.example team=web-shop
 route null alertname=MtaStsTestingNotReady severity=info domain=shop.example team=web-shop
 route ticket alertname=SomethingElse severity=unknown
+
+# Inhibition: amtool has no offline test for it, so a real Alertmanager runs on loopback with
+# the example configuration (its receivers are 127.0.0.1 placeholders), amtool adds alerts, and
+# the API says which are inhibited. Needs the alertmanager binary (Debian:
+# prometheus-alertmanager) and python3 (a free port); skipped loudly without them.
+am_bin=$(command -v prometheus-alertmanager || command -v alertmanager || true)
+if [ -n "$am_bin" ] && command -v python3 >/dev/null 2>&1; then
+    am_dir=$(mktemp -d)
+    am_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    am_url="http://127.0.0.1:$am_port"
+    "$am_bin" --config.file="$am" --storage.path="$am_dir/data" \
+        --web.listen-address="127.0.0.1:$am_port" --cluster.listen-address= >"$am_dir/log" 2>&1 &
+    am_pid=$!
+    for _ in $(seq 1 100); do
+        amtool --alertmanager.url="$am_url" config show >/dev/null 2>&1 && break
+        sleep 0.2
+    done
+    j=job=mta-sts-exporter
+    # alert <instance> <label=value>...
+    alert() {
+        local instance=$1
+        shift
+        amtool --alertmanager.url="$am_url" alert add "$@" "$j" "instance=$instance" >/dev/null
+    }
+    alert mta-sts-0 alertname=MtaStsExporterBlind reason=resolver_nxdomain severity=critical
+    alert mta-sts-0 alertname=MtaStsEnforcedMxRefused severity=critical domain=a.example
+    alert mta-sts-0 alertname=MtaStsRecordInvalid severity=warning domain=b.example
+    alert mta-sts-1 alertname=MtaStsEnforcedMxRefused severity=critical domain=c.example
+    alert mta-sts-2 alertname=MtaStsExporterBlind reason=smtp_blocked severity=critical
+    alert mta-sts-2 alertname=MtaStsEnforcedMxRefused severity=critical domain=d.example
+    alert mta-sts-2 alertname=MtaStsRecordInvalid severity=warning domain=e.example
+    alert mta-sts-3 alertname=MtaStsDnsResolverFailing severity=critical
+    alert mta-sts-3 alertname=MtaStsPolicyUnavailable severity=warning domain=f.example
+    # inhibited <domain> <yes|no>
+    inhibited() {
+        echo "== inhibit: $1 inhibited? $2"
+        local got
+        got=$(amtool --alertmanager.url="$am_url" alert query --active --inhibited -o json "domain=$1" |
+            python3 -c 'import json, sys; a = json.load(sys.stdin); print("yes" if a and a[0]["status"]["inhibitedBy"] else ("no" if a else "missing"))')
+        if [ "$got" != "$2" ]; then
+            echo "FAILED: alert for $1: inhibited=$got, expected $2" >&2
+            failed=1
+        fi
+    }
+    inhibited a.example yes   # resolver blind: every per-domain alert of that exporter
+    inhibited b.example yes
+    inhibited c.example no    # another exporter
+    inhibited d.example yes   # smtp_blocked: MX alerts
+    inhibited e.example no    # smtp_blocked leaves record alerts alone
+    inhibited f.example yes   # MtaStsDnsResolverFailing
+    kill "$am_pid" 2>/dev/null
+    wait "$am_pid" 2>/dev/null
+    rm -rf "$am_dir"
+else
+    echo "== SKIPPED: inhibition tests (need prometheus-alertmanager or alertmanager, and python3)"
+fi
 
 # PromQL outside the rule files (dashboard targets, runbook examples) must parse too: wrap each
 # query in a recording rule and let promtool check it. Needs jq (and awk); skipped without jq.

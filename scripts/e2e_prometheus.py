@@ -315,6 +315,8 @@ scrape_configs:
         print(f"ok: {len(expected)} alerts fire on their scenarios")
         silent = [
             ("MtaStsSmtpEgressBlocked", None),
+            ("MtaStsExporterBlind", None),
+            ("MtaStsDnsResolverFailing", None),
             ("MtaStsPolicyUnavailable", domain_of("no_record")),
             ("MtaStsTestingNotReady", domain_of("policy_testing")),
             ("MtaStsEnforcedMxRefused", domain_of("policy_testing")),
