@@ -46,6 +46,7 @@ pub mod server;
 pub mod service;
 pub mod shard;
 pub mod stage;
+pub mod statuspage;
 pub mod store;
 pub mod tlsrpt;
 pub mod webconfig;

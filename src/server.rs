@@ -369,10 +369,13 @@ async fn handle(app: &App, web: Option<&Arc<WebConfig>>, req: Request<Incoming>)
         ("/-/healthy", Method::GET) => healthy(),
         ("/-/ready", Method::GET) => ready(app),
         ("/-/reload", Method::POST | Method::PUT) => reload_reply(app, web).await,
-        ("/", Method::GET) => html(LANDING),
-        ("/api/v1/domains", Method::GET) => domains_reply(app),
+        ("/", Method::GET) => html(crate::statuspage::render(
+            &app.store,
+            crate::clock::unix_now(),
+        )),
+        ("/api/v1/domains", Method::GET) => domains_reply(app, pretty(&req)),
         (p, Method::GET) if p.starts_with("/api/v1/domains/") => {
-            domain_reply(app, &p["/api/v1/domains/".len()..])
+            domain_reply(app, &p["/api/v1/domains/".len()..], pretty(&req))
         }
         (p, Method::GET) if p.starts_with("/api/v1/tlsrpt/") => {
             tlsrpt_reply(app, &p["/api/v1/tlsrpt/".len()..])
@@ -556,7 +559,7 @@ struct DomainSummary<'a> {
     codes: Vec<&'static str>,
 }
 
-fn domains_reply(app: &App) -> Reply {
+fn domains_reply(app: &App, pretty: bool) -> Reply {
     use crate::finding::Severity;
     let snapshot = app.store.snapshot();
     let rows: Vec<DomainSummary<'_>> = snapshot
@@ -583,10 +586,10 @@ fn domains_reply(app: &App) -> Reply {
             }
         })
         .collect();
-    json(StatusCode::OK, &rows)
+    json(StatusCode::OK, &rows, pretty)
 }
 
-fn domain_reply(app: &App, raw: &str) -> Reply {
+fn domain_reply(app: &App, raw: &str, pretty: bool) -> Reply {
     let name = raw.trim_end_matches('.').to_ascii_lowercase();
     // Only configured domains: nobody who reaches the port can make us probe a name.
     match app.store.get(&name) {
@@ -595,7 +598,7 @@ fn domain_reply(app: &App, raw: &str) -> Reply {
             &format!("{:?} is not a configured domain\n", truncate(raw, 253)),
         ),
         Some(entry) => match entry.report {
-            Some(report) => json(StatusCode::OK, &*report),
+            Some(report) => json(StatusCode::OK, &*report, pretty),
             None => text(
                 StatusCode::SERVICE_UNAVAILABLE,
                 &format!("{name} has not been checked yet\n"),
@@ -633,8 +636,28 @@ fn truncate(s: &str, max: usize) -> &str {
     }
 }
 
-fn json<T: Serialize + ?Sized>(status: StatusCode, value: &T) -> Reply {
-    match serde_json::to_vec(value) {
+/// `?pretty` (or `?pretty=1`, `?pretty=true`) asks the JSON API to indent its answer.
+fn pretty(req: &Request<Incoming>) -> bool {
+    req.uri().query().is_some_and(|q| {
+        q.split('&').any(|pair| {
+            matches!(
+                pair.split_once('=').unwrap_or((pair, "")),
+                ("pretty", "" | "1" | "true")
+            )
+        })
+    })
+}
+
+fn json<T: Serialize + ?Sized>(status: StatusCode, value: &T, pretty: bool) -> Reply {
+    let encoded = if pretty {
+        serde_json::to_vec_pretty(value).map(|mut body| {
+            body.push(b'\n');
+            body
+        })
+    } else {
+        serde_json::to_vec(value)
+    };
+    match encoded {
         Ok(body) => with_type(status, "application/json", body.into()),
         Err(e) => text(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -651,12 +674,8 @@ fn text(status: StatusCode, body: &str) -> Reply {
     )
 }
 
-fn html(body: &'static str) -> Reply {
-    with_type(
-        StatusCode::OK,
-        "text/html; charset=utf-8",
-        Bytes::from_static(body.as_bytes()),
-    )
+fn html(body: String) -> Reply {
+    with_type(StatusCode::OK, "text/html; charset=utf-8", body.into())
 }
 
 fn method_not_allowed(allow: &'static str) -> Reply {
@@ -675,16 +694,3 @@ fn with_type(status: StatusCode, content_type: &'static str, body: Bytes) -> Rep
         .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     reply
 }
-
-const LANDING: &str = r#"<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>mta-sts-exporter</title></head>
-<body>
-<h1>mta-sts-exporter</h1>
-<p>Watches the MTA-STS (RFC 8461) and TLS-RPT (RFC 8460) posture of mail domains.</p>
-<ul>
-<li><a href="metrics">Metrics</a></li>
-<li><a href="api/v1/domains">Domains (JSON)</a> &mdash; one domain's full report at <code>api/v1/domains/&lt;domain&gt;</code></li>
-<li><a href="-/healthy">Health</a>, <a href="-/ready">readiness</a></li>
-</ul>
-</body></html>
-"#;

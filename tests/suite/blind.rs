@@ -110,6 +110,19 @@ async fn a_resolver_answering_nxdomain_for_everything() {
         blind_metrics(exporter.addr).await,
         only("resolver_nxdomain")
     );
+    let page = get(exporter.addr, "/").await;
+    assert_eq!(page.content_type, "text/html; charset=utf-8");
+    assert!(
+        page.body
+            .contains("<strong>Blind: resolver_nxdomain.</strong>"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains(">no_policy</td><td>8</td>"),
+        "{}",
+        page.body
+    );
     let all = all_messages(exporter.addr).await;
     let note = format!(
         "(according to DNS server {}, which finds nothing for most domains: probably the exporter's resolver, not this domain)",
@@ -234,6 +247,40 @@ async fn a_healthy_fleet_is_not_blind() {
     let exporter = Exporter::start(&config, &[]);
     exporter.wait_ready().await;
     assert_eq!(blind_metrics(exporter.addr).await, only("none"));
+    // the status page: the fleet at a glance
+    let page = get(exporter.addr, "/").await.body;
+    assert!(
+        page.contains("<p>8 domains configured, 8 checked, 0 not checked yet."),
+        "{page}"
+    );
+    assert!(
+        page.contains(">enforced_deliverable</td><td>8</td>"),
+        "{page}"
+    );
+    assert!(
+        page.contains("<h2>Domains with critical findings (0)</h2>\n<p>None.</p>"),
+        "{page}"
+    );
+    assert!(page.contains("Not blind"), "{page}");
+    // ?pretty indents the JSON API; without it, one line
+    let pretty = get(exporter.addr, "/api/v1/domains/d0.blind.test?pretty")
+        .await
+        .body;
+    let plain = get(exporter.addr, "/api/v1/domains/d0.blind.test")
+        .await
+        .body;
+    assert!(
+        pretty.starts_with("{\n  \"domain\": \"d0.blind.test\""),
+        "{pretty}"
+    );
+    assert!(!plain.contains('\n'), "{plain}");
+    let a: serde_json::Value = serde_json::from_str(&pretty).unwrap();
+    let b: serde_json::Value = serde_json::from_str(&plain).unwrap();
+    assert_eq!(a, b);
+    assert!(get(exporter.addr, "/api/v1/domains?pretty=1")
+        .await
+        .body
+        .starts_with("[\n"));
     let lines = exporter.stop();
     assert!(blind_lines(&lines).is_empty(), "{lines:#?}");
 }
