@@ -2,8 +2,10 @@
 # End to end with the real thing: the fleet simulator, the exporter, a real Prometheus loading
 # alerts/ and a real Alertmanager routing with deploy/alertmanager/ to a local webhook. Asserts
 # that an MX certificate expiring in 5 days pages at severity=critical, that every alert with a
-# simulator scenario fires on it (and the egress alert stays silent), and that every PromQL
-# expression of the dashboards returns data (TLS-RPT panels from a report mailed to a maildir). Everything on loopback; processes stopped at the end.
+# simulator scenario fires on it (and the egress alert stays silent), that TLS-RPT reports mailed
+# to a maildir and posted to the report listener are counted and fire the failure-ratio alert,
+# and that every PromQL expression of the dashboards returns data. Everything on loopback;
+# processes stopped at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

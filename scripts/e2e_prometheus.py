@@ -7,6 +7,7 @@ import argparse
 import base64
 import datetime
 import glob
+import gzip
 import http.server
 import json
 import os
@@ -19,6 +20,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 
@@ -160,6 +162,37 @@ def tlsrpt_mail(domain, mx):
             "Content-Transfer-Encoding: base64\r\n\r\n" + attachment + "--b1--\r\n").encode()
 
 
+def tlsrpt_report(domain, mx, end):
+    """An RFC 8460 report as Google sends them: 1000 successful sessions and 200 failed with
+    certificate-expired on `mx`, over the day ending at `end`."""
+    def iso(t):
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+    return {
+        "organization-name": "Google Inc.",
+        "date-range": {"start-datetime": iso(end - 86399), "end-datetime": iso(end)},
+        "contact-info": "smtp-tls-reporting@google.com",
+        "report-id": f"{iso(end - 86399)}_{domain}",
+        "policies": [{
+            "policy": {"policy-type": "sts", "policy-domain": domain, "mx-host": [mx],
+                       "policy-string": ["version: STSv1", "mode: enforce", f"mx: {mx}", "max_age: 86400"]},
+            "summary": {"total-successful-session-count": 1000, "total-failure-session-count": 200},
+            "failure-details": [{"result-type": "certificate-expired", "sending-mta-ip": "209.85.220.41",
+                                 "receiving-mx-hostname": mx, "failed-session-count": 200}],
+        }],
+    }
+
+
+def post_report(url, body):
+    """POSTs a gzip report; returns the HTTP status."""
+    request = urllib.request.Request(url, data=body, method="POST",
+                                     headers={"Content-Type": "application/tlsrpt+gzip"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as reply:
+            return reply.status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--exporter", required=True)
@@ -213,8 +246,10 @@ def main():
             f.write(tlsrpt_mail(expiring["domain"], expiring["mx"]))
 
         exporter_port = free_port()
+        tlsrpt_port = free_port()
         start("exporter", [args.exporter, "--config.file", config,
-                           "--web.listen-address", f"127.0.0.1:{exporter_port}"])
+                           "--web.listen-address", f"127.0.0.1:{exporter_port}",
+                           "--tlsrpt.listen-address", f"127.0.0.1:{tlsrpt_port}"])
         exporter = f"http://127.0.0.1:{exporter_port}"
         wait_for("the exporter's first pass", lambda: get(exporter + "/-/ready").startswith("Ready"))
 
@@ -265,6 +300,17 @@ scrape_configs:
         with open(os.path.join(maildir, "new", "2.junk"), "wb") as f:
             f.write(b"From: someone@example.net\r\nSubject: hello\r\n\r\nnot a report\r\n")
 
+        # One TLS-RPT report for the domain the dashboards are queried for, posted as senders
+        # do; its re-send is refused as a duplicate (the fleet dashboard's refusals panel).
+        report = gzip.compress(json.dumps(tlsrpt_report(expiring["domain"], expiring["mx"],
+                                                        int(time.time()) - 60)).encode())
+        reports_url = f"http://127.0.0.1:{tlsrpt_port}/tlsrpt"
+        for want in (201, 200):
+            status = post_report(reports_url, report)
+            if status != want:
+                raise SystemExit(f"FAIL: POST /tlsrpt answered {status}, expected {want}")
+        print(f"ok: a TLS-RPT report for {expiring['domain']} accepted, its re-send refused as a duplicate")
+
         def paged():
             for message in Webhook.received:
                 for alert in message.get("alerts", []):
@@ -313,6 +359,9 @@ scrape_configs:
             wait_for(f"{alertname} at severity={severity} for {domain} ({scenario})",
                      lambda: firing(alertname, severity, domain), timeout=60)
         print(f"ok: {len(expected)} alerts fire on their scenarios")
+        wait_for(f"MtaStsTlsRptFailureRatioHigh for {expiring['domain']} (the posted report)",
+                 lambda: firing("MtaStsTlsRptFailureRatioHigh", "warning", expiring["domain"]), timeout=60)
+        print("ok: MtaStsTlsRptFailureRatioHigh fires on the mailed and posted reports (205 of 1300 sessions failed)")
         silent = [
             ("MtaStsSmtpEgressBlocked", None),
             ("MtaStsExporterBlind", None),
