@@ -88,7 +88,7 @@ fn refusals_and_unreadable_files_exit_1() {
     std::fs::write(&a, report.json()).unwrap();
     std::fs::write(&b, report.gzip()).unwrap();
     std::fs::write(&c, mail(b"PK\x03\x04", "application/zip", "r.zip")).unwrap();
-    std::fs::write(&bomb, support::tlsrpt::gzip(&vec![b' '; 17 << 20])).unwrap();
+    std::fs::write(&bomb, support::tlsrpt::bomb(17)).unwrap();
     let missing = dir.path("missing.json");
     let out = tlsrpt(&[
         a.to_str().unwrap(),
@@ -133,7 +133,6 @@ mod service {
     use support::http::{get, sample};
     use support::lab::{enforce_policy, Lab};
     use support::smtp::SmtpBehaviour;
-    use support::tlsrpt::gzip;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     /// Sends one POST with `content_type` (None: no header) and returns status and body.
@@ -350,7 +349,7 @@ mod service {
             r,
             "/tlsrpt",
             Some("application/tlsrpt+gzip"),
-            &gzip(&vec![b' '; 17 << 20]),
+            &support::tlsrpt::bomb(17),
         )
         .await;
         assert_eq!(status, 413, "{body}");

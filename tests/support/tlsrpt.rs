@@ -106,6 +106,13 @@ pub fn gzip(bytes: &[u8]) -> Vec<u8> {
     encoder.finish().expect("in memory")
 }
 
+/// A gzip bomb decompressing to `mib` MiB of spaces: one compressed MiB repeated as gzip
+/// members (cheap to build; every member is decompressed in turn).
+pub fn bomb(mib: usize) -> Vec<u8> {
+    let member = gzip(&vec![b' '; 1 << 20]);
+    member.repeat(mib)
+}
+
 /// An e-mail with `attachment` (base64) of `content_type` named `filename`.
 pub fn mail(attachment: &[u8], content_type: &str, filename: &str) -> Vec<u8> {
     let mut m = String::from(concat!(
