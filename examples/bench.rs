@@ -6,7 +6,14 @@
 //! cargo build --release --examples
 //! target/release/examples/bench --domains 10000                       # 10k domains checked
 //! target/release/examples/bench --domains 10000 --configured 100000   # 100k configured
+//! target/release/examples/bench --realistic 10000   # dead addresses vs the politeness floor
 //! ```
+//!
+//! `--realistic N` runs three passes over the realistic mix (`FleetSpec::realistic`: tenants'
+//! own MX names on five provider addresses, 1% of domains on one tarpit, 1% on one blackhole,
+//! 2% slow policy hosts): with the dead addresses, without them, and with them but the health
+//! memory off; each prints its wall time next to the politeness floor computed from its own
+//! probes.
 
 // Test and tool code: fakes' items are `pub` for the tests that share them, and a failed
 // unwrap is a failed test or a tool's setup error, never a crashed exporter.
@@ -56,6 +63,22 @@ fn sample(metrics: &str, prefix: &str) -> f64 {
 
 #[tokio::main]
 async fn main() {
+    if let Some(position) = std::env::args().position(|a| a == "--realistic") {
+        let n = std::env::args()
+            .nth(position + 1)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| {
+                eprintln!("usage: bench --realistic N");
+                std::process::exit(2)
+            });
+        let repeat = std::env::args()
+            .position(|a| a == "--repeat")
+            .and_then(|p| std::env::args().nth(p + 1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1usize);
+        realistic(n, repeat.max(1)).await;
+        return;
+    }
     let mut domains = 10_000usize;
     let mut configured = 0usize;
     let mut args = std::env::args().skip(1);
@@ -349,5 +372,230 @@ fn series_figures(store: &std::sync::Arc<mta_sts_exporter::store::Store>) -> Ser
         detailed_per_domain: detailed_total as f64 / configured,
         detailed_healthy_per_domain: per_healthy(count(&render(&healthy, all))),
         detailed_bytes: detailed.len(),
+    }
+}
+
+/// What one pass of the realistic mix showed.
+struct PassFigures {
+    wall: f64,
+    domains: usize,
+    undetermined: usize,
+    timed_out: usize,
+    inferred: usize,
+    /// Σ over addresses of probes × median probe time ÷ per-address concurrency.
+    floor_sum: f64,
+    /// The same for the busiest address alone: no schedule can beat it.
+    floor_max: f64,
+    busiest: String,
+    stats: serde_json::Value,
+}
+
+const PER_ADDRESS: f64 = 4.0; // the simulator's per_address_concurrency
+
+/// `repeat` rounds of the three passes, interleaved, so a change in the machine's load (it is
+/// shared) spreads over all three.
+async fn realistic(domains: usize, repeat: usize) {
+    let exe = std::env::current_exe().unwrap_or_default();
+    let simulator = exe.with_file_name("simulator");
+    if !simulator.exists() {
+        eprintln!(
+            "error: {} not found: cargo build --release --examples",
+            simulator.display()
+        );
+        std::process::exit(2);
+    }
+    println!("machine: {} cores; realistic mix, {domains} domains; per-address concurrency 4, concurrency 256, timeouts connect 2s smtp 3s",
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0));
+    let runs = [
+        (
+            "with the dead addresses",
+            &["--mix", "realistic"][..],
+            false,
+        ),
+        (
+            "without them",
+            &["--mix", "realistic", "--no-dead"][..],
+            false,
+        ),
+        (
+            "dead addresses, health memory off",
+            &["--mix", "realistic"][..],
+            true,
+        ),
+    ];
+    let mut walls = vec![Vec::new(); runs.len()];
+    for round in 0..repeat {
+        for (run, (name, args, health_off)) in runs.iter().enumerate() {
+            let f = realistic_pass(&simulator, domains, args, *health_off).await;
+            walls[run].push(f.wall);
+            println!("\n== {name} (round {})", round + 1);
+            println!(
+                "wall time of pass:     {:.2} s = {:.2} x the busiest address's floor",
+                f.wall,
+                f.wall / f.floor_max.max(0.001)
+            );
+            println!(
+            "politeness floor:      {:.2} s (sum over addresses of probes x median probe time / 4); busiest address alone {:.2} s ({})",
+            f.floor_sum, f.floor_max, f.busiest
+        );
+            println!(
+            "domains: {} checked, {} undetermined ({} with check_timed_out); {} probes inferred",
+            f.domains, f.undetermined, f.timed_out, f.inferred
+        );
+            println!(
+                "tarpit connections:    {}  provider max concurrent: {}",
+                f.stats["tarpit"], f.stats["providers_max_concurrent"]
+            );
+        }
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(|a, b| a.total_cmp(b));
+        v[v.len() / 2]
+    };
+    let (with, without, off) = (
+        median(&mut walls[0]),
+        median(&mut walls[1]),
+        median(&mut walls[2]),
+    );
+    println!(
+        "\nmedian wall: with {with:.2} s, without {without:.2} s, health memory off {off:.2} s\n\
+         ratio with / without dead addresses: {:.2} (target <= 1.3); health memory off / without: {:.2}",
+        with / without,
+        off / without
+    );
+}
+
+async fn realistic_pass(
+    simulator: &std::path::Path,
+    domains: usize,
+    args: &[&str],
+    health_off: bool,
+) -> PassFigures {
+    let dir: PathBuf = std::env::temp_dir().join(format!(
+        "mta-sts-bench-realistic-{}-{}",
+        std::process::id(),
+        args.len() + usize::from(health_off)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut child = Command::new(simulator)
+        .args(["--domains", &domains.to_string()])
+        .args(args)
+        .arg("--dir")
+        .arg(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| {
+            eprintln!("error: cannot start the simulator: {e}");
+            std::process::exit(1)
+        });
+    let started = Instant::now();
+    while !dir.join("ready").exists() {
+        if started.elapsed() > Duration::from_secs(600) {
+            eprintln!("error: the simulator did not start");
+            let _ = child.kill();
+            std::process::exit(1);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    if health_off {
+        let config = dir.join("config.yml");
+        let text = std::fs::read_to_string(&config).unwrap_or_default();
+        let text = text.replacen(
+            "global:\n",
+            "global:\n  unresponsive_address: { after_timeouts: 0 }\n",
+            1,
+        );
+        let _ = std::fs::write(&config, text);
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let options = ServiceOptions {
+        scheduler: SchedulerSettings {
+            first_check_window: Duration::from_millis(1),
+            ..SchedulerSettings::default()
+        },
+        ..ServiceOptions::default()
+    };
+    let started = Instant::now();
+    let service = Service::start_with_options(dir.join("config.yml"), listener, options)
+        .await
+        .unwrap_or_else(|e| {
+            eprintln!("error: {e}");
+            std::process::exit(1)
+        });
+    while !service.store.is_ready() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let wall = started.elapsed().as_secs_f64();
+    // Real probes per address, each (MX name, address) once (the cache shares them).
+    let mut probes: std::collections::HashMap<
+        std::net::IpAddr,
+        std::collections::HashMap<String, f64>,
+    > = std::collections::HashMap::new();
+    let (mut undetermined, mut timed_out, mut inferred, mut checked) = (0, 0, 0, 0);
+    for (_, entry) in service.store.snapshot() {
+        let Some(report) = entry.report else { continue };
+        checked += 1;
+        if report.verdict == mta_sts_exporter::report::Verdict::Undetermined {
+            undetermined += 1;
+            if report
+                .findings
+                .iter()
+                .any(|f| f.code == mta_sts_exporter::finding::Code::CheckTimedOut)
+            {
+                timed_out += 1;
+            }
+        }
+        for host in &report.mx.hosts {
+            for probe in &host.probes {
+                if probe.inferred.is_some() {
+                    inferred += 1;
+                    continue;
+                }
+                probes
+                    .entry(probe.address)
+                    .or_default()
+                    .insert(probe.host.clone(), probe.duration_seconds);
+            }
+        }
+    }
+    let mut floor_sum = 0.0;
+    let (mut floor_max, mut busiest) = (0.0, String::new());
+    for (address, by_name) in &probes {
+        let mut times: Vec<f64> = by_name.values().copied().collect();
+        times.sort_by(|a, b| a.total_cmp(b));
+        let median = times[times.len() / 2];
+        let floor = times.len() as f64 * median / PER_ADDRESS;
+        floor_sum += floor;
+        if floor > floor_max {
+            floor_max = floor;
+            busiest = format!(
+                "{address}: {} probes, median {:.1} ms",
+                times.len(),
+                median * 1000.0
+            );
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await; // let the simulator write its stats
+    let stats: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("stats.json")).unwrap_or_else(|_| "{}".into()),
+    )
+    .unwrap_or_default();
+    service.shutdown().await;
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    PassFigures {
+        wall,
+        domains: checked,
+        undetermined,
+        timed_out,
+        inferred,
+        floor_sum,
+        floor_max,
+        busiest,
+        stats,
     }
 }

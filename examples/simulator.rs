@@ -19,7 +19,10 @@ use std::path::PathBuf;
 use support::fleet::{Fleet, FleetSpec};
 
 fn usage() -> ! {
-    eprintln!("usage: simulator [--domains N] [--dir DIR] [--broken-every K] [--extra-domains M]");
+    eprintln!(
+        "usage: simulator [--domains N] [--dir DIR] [--broken-every K] [--extra-domains M] \
+         [--mix default|realistic] [--no-dead]"
+    );
     std::process::exit(2);
 }
 
@@ -31,16 +34,38 @@ async fn main() {
     };
     let mut dir = std::env::temp_dir().join("mta-sts-fleet");
     let mut extra = 0usize;
+    let mut realistic = false;
+    let mut no_dead = false;
+    let mut broken_every = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = || args.next().unwrap_or_else(|| usage());
         match arg.as_str() {
             "--domains" => spec.domains = value().parse().unwrap_or_else(|_| usage()),
-            "--broken-every" => spec.broken_every = value().parse().unwrap_or_else(|_| usage()),
+            "--broken-every" => broken_every = Some(value().parse().unwrap_or_else(|_| usage())),
+            // Realistic: tenants' own MX names on the providers' addresses, 1% of domains on
+            // one tarpit, 1% on one blackhole, 2% slow policy hosts (FleetSpec::realistic).
+            "--mix" => match value().as_str() {
+                "realistic" => realistic = true,
+                "default" => realistic = false,
+                _ => usage(),
+            },
+            // The same mix without the tarpit and the blackhole (those domains are healthy).
+            "--no-dead" => no_dead = true,
             "--extra-domains" => extra = value().parse().unwrap_or_else(|_| usage()),
             "--dir" => dir = PathBuf::from(value()),
             _ => usage(),
         }
+    }
+    if realistic {
+        spec = FleetSpec::realistic(spec.domains);
+    }
+    if let Some(k) = broken_every {
+        spec.broken_every = k;
+    }
+    if no_dead {
+        spec.tarpit_domains = 0;
+        spec.blackhole_domains = 0;
     }
     let started = std::time::Instant::now();
     let fleet = Fleet::start(&spec).await;
@@ -102,12 +127,22 @@ async fn main() {
                     })
                     .collect();
                 let smtp: usize = fleet.smtp.iter().map(|s| s.connections()).sum();
+                let tarpit = fleet.tarpit.map(|(ip, i)| {
+                    serde_json::json!({ "address": ip.to_string(), "connections": fleet.smtp[i].connections(), "max_concurrent": fleet.smtp[i].max_concurrent() })
+                });
+                let provider_max: Vec<usize> = fleet
+                    .providers
+                    .iter()
+                    .map(|(_, _, i)| fleet.smtp[*i].max_concurrent())
+                    .collect();
                 let stats = serde_json::json!({
                     "smtp_connections": smtp,
                     "https_connections": fleet.https.connections(),
                     "https_requests": fleet.https.requests(),
                     "dns_queries": fleet.dns.queries(),
                     "providers": providers,
+                    "providers_max_concurrent": provider_max,
+                    "tarpit": tarpit,
                 });
                 let _ = std::fs::write(&stats_path, stats.to_string());
                 tokio::time::sleep(std::time::Duration::from_secs(1)).await;

@@ -21,6 +21,38 @@ pub struct FleetSpec {
     /// Share of healthy domains whose MX is one of the provider MX hosts.
     pub shared_fraction: f64,
     pub providers: usize,
+    /// Shared domains get MX names of their own under the provider's domain
+    /// (`d000123.provider0.test`, as Microsoft 365 tenants do) instead of the provider's one
+    /// name: every domain then needs its own probe of the provider's address.
+    pub tenant_names: bool,
+    /// Domains whose MX names (one each) all point at one tarpit address: it accepts the
+    /// connection and never greets.
+    pub tarpit_domains: usize,
+    /// Domains whose MX names all point at one blackhole address: connections never complete.
+    pub blackhole_domains: usize,
+    /// Every `slow_policy_every`-th healthy domain's policy host answers after
+    /// `slow_policy_delay` (0: none).
+    pub slow_policy_every: usize,
+    pub slow_policy_delay: std::time::Duration,
+}
+
+impl FleetSpec {
+    /// The mix of a real fleet: most domains on a few providers' addresses under MX names of
+    /// their own, 1% sharing one tarpit, 1% sharing one blackhole, 2% with a policy host that
+    /// takes a second, one domain in ten broken in one of the simulator's ways.
+    pub fn realistic(domains: usize) -> FleetSpec {
+        FleetSpec {
+            domains,
+            broken_every: 10,
+            shared_fraction: 0.8,
+            providers: 5,
+            tenant_names: true,
+            tarpit_domains: domains / 100,
+            blackhole_domains: domains / 100,
+            slow_policy_every: 50,
+            slow_policy_delay: std::time::Duration::from_secs(1),
+        }
+    }
 }
 
 impl Default for FleetSpec {
@@ -30,6 +62,11 @@ impl Default for FleetSpec {
             broken_every: 3,
             shared_fraction: 0.7,
             providers: 5,
+            tenant_names: false,
+            tarpit_domains: 0,
+            blackhole_domains: 0,
+            slow_policy_every: 0,
+            slow_policy_delay: std::time::Duration::ZERO,
         }
     }
 }
@@ -104,6 +141,10 @@ pub enum Scenario {
     PolicyNoVersion,
     PolicyNoMode,
     PolicyNoMaxAge,
+    /// The MX name points at the fleet's tarpit address ([`FleetSpec::tarpit_domains`]).
+    MxTarpit,
+    /// The MX name points at the fleet's blackhole address ([`FleetSpec::blackhole_domains`]).
+    MxBlackhole,
 }
 
 /// Finding codes no simulated domain produces, and why; each is produced by the test named
@@ -112,7 +153,6 @@ pub enum Scenario {
 /// findings of the testing-mode domains, which the configuration expects to be enforced.
 pub const NOT_SIMULATED: &[(&str, &str)] = &[
     ("check_timed_out", "a fleet-wide deadline short enough to fire would cut healthy checks under load; tests/suite/check.rs"),
-    ("mx_connect_timeout", "loopback answers a SYN at once; tests/suite/smtp.rs (a backlog-full listener)"),
     ("policy_connect_timeout", "loopback answers a SYN at once; src/probe/https.rs (outcome mapping)"),
     ("mx_connect_failed", "needs an error other than refused or timed out (no descriptors, no route); tests/hostile.rs"),
     ("policy_connect_failed", "as mx_connect_failed; src/probe/https.rs (outcome mapping)"),
@@ -120,7 +160,6 @@ pub const NOT_SIMULATED: &[(&str, &str)] = &[
     ("tls_no_common_version", "needs a server limited to TLS 1.0/1.1, which rustls cannot be; tests/suite/tls.rs (recorded bytes), src/probe/smtp.rs"),
     ("tls_version_too_old", "as tls_no_common_version; src/probe/smtp.rs (outcome mapping)"),
     ("target_address_forbidden", "the simulator runs on loopback, so its configuration allows private targets; tests/suite/check.rs"),
-    ("mx_unresponsive_inferred", "needs an address shared by more MX names than the timeout threshold, all silent; the realistic mix (FleetSpec::realistic) has two; tests/suite/scheduler.rs, tests/suite/fleet.rs"),
     ("mx_no_public_address", "as target_address_forbidden; src/check/judge.rs (never_probed_mx_is_not_deliverable)"),
     ("tlsrpt_reporter_silent", "needs TLS-RPT reports received over days; src/tlsrpt/judge.rs, tests/suite/tlsrpt.rs"),
     ("tlsrpt_reported_failure_unconfirmed", "needs TLS-RPT reports received; tests/suite/tlsrpt.rs (against the lab)"),
@@ -286,12 +325,25 @@ impl Scenario {
             Scenario::MxTlsGarbage => "tls_handshake_failed",
             Scenario::MxSmtpTimeout => "smtp_timeout",
             Scenario::MxTooMany => "mx_too_many",
+            // Most are answered from the address's state; the first few are observed (see
+            // `observed_code`).
+            Scenario::MxTarpit | Scenario::MxBlackhole => "mx_unresponsive_inferred",
             Scenario::TlsRptMultiple => "tlsrpt_multiple",
             Scenario::TlsRptServfail => "tlsrpt_lookup_failed",
             Scenario::PolicyNoVersion => "policy_version_missing",
             Scenario::PolicyNoMode => "policy_mode_missing",
             Scenario::PolicyNoMaxAge => "policy_max_age_missing",
         })
+    }
+
+    /// For a domain behind a shared dead address, the code of the outcome when it was probed
+    /// rather than answered from the address's state.
+    pub fn observed_code(self) -> Option<&'static str> {
+        match self {
+            Scenario::MxTarpit => Some("smtp_timeout"),
+            Scenario::MxBlackhole => Some("mx_connect_timeout"),
+            _ => None,
+        }
     }
 
     /// Whether the domain needs an MX of its own (its MX misbehaves).
@@ -337,6 +389,23 @@ pub struct Fleet {
     pub domains: Vec<SimDomain>,
     /// Addresses of the shared provider MX hosts, with their SMTP servers' index in `smtp`.
     pub providers: Vec<(String, Ipv4Addr, usize)>,
+    /// The tarpit's address and its server's index in `smtp`, if the spec has tarpit domains.
+    pub tarpit: Option<(Ipv4Addr, usize)>,
+    /// The blackhole, if the spec has blackhole domains.
+    pub blackhole: Option<super::smtp::Blackhole>,
+}
+
+/// Where the tarpit and the blackhole listen.
+pub const TARPIT_ADDRESS: Ipv4Addr = Ipv4Addr::new(127, 5, 0, 1);
+pub const BLACKHOLE_ADDRESS: Ipv4Addr = Ipv4Addr::new(127, 5, 0, 2);
+
+/// A shared server whose count of concurrent connections is exact: a millisecond of settle time
+/// absorbs the lag of a client's close (see `SmtpBehaviour::settle`).
+fn counted(behaviour: SmtpBehaviour) -> SmtpBehaviour {
+    SmtpBehaviour {
+        settle: std::time::Duration::from_millis(1),
+        ..behaviour
+    }
 }
 
 fn address(block: u8, n: usize) -> Ipv4Addr {
@@ -365,28 +434,66 @@ impl Fleet {
         for p in 0..spec.providers.max(1) {
             let host = format!("mx.provider{p}.test");
             let ip = address(2, p);
-            let leaf = ca.leaf(&[&host], Validity::Valid);
+            let tenants = format!("*.provider{p}.test");
+            let leaf = ca.leaf(&[&host, &tenants], Validity::Valid);
             dns = dns.a(&host, ip);
             providers.push((host, ip, smtp_specs.len()));
-            smtp_specs.push((ip, SmtpBehaviour::serving(&leaf)));
+            smtp_specs.push((ip, counted(SmtpBehaviour::serving(&leaf))));
         }
+        let tarpit = (spec.tarpit_domains > 0).then(|| {
+            smtp_specs.push((TARPIT_ADDRESS, counted(SmtpBehaviour::silent())));
+            (TARPIT_ADDRESS, smtp_specs.len() - 1)
+        });
+        // Dead-address domains are spread evenly through the fleet, alternating.
+        let dead_total = spec.tarpit_domains + spec.blackhole_domains;
+        let dead_stride = spec
+            .domains
+            .checked_div(dead_total)
+            .map_or(0, |stride| stride.max(1));
+        let (mut tarpits, mut blackholes) = (0usize, 0usize);
+        let mut healthy = 0usize;
         let mut domains = Vec::with_capacity(spec.domains);
         let mut own = 0usize;
         let mut broken = 0usize;
         for i in 0..spec.domains {
             let name = format!("d{i:06}.fleet.test");
-            let scenario =
-                if spec.broken_every > 0 && i % spec.broken_every == spec.broken_every - 1 {
-                    let s = Scenario::BROKEN[broken % Scenario::BROKEN.len()];
-                    broken += 1;
-                    s
+            let dead = dead_stride > 0
+                && i % dead_stride == dead_stride / 2
+                && tarpits + blackholes < dead_total;
+            let scenario = if dead {
+                if (tarpits <= blackholes && tarpits < spec.tarpit_domains)
+                    || blackholes >= spec.blackhole_domains
+                {
+                    tarpits += 1;
+                    Scenario::MxTarpit
                 } else {
-                    Scenario::Healthy
-                };
+                    blackholes += 1;
+                    Scenario::MxBlackhole
+                }
+            } else if spec.broken_every > 0 && i % spec.broken_every == spec.broken_every - 1 {
+                let s = Scenario::BROKEN[broken % Scenario::BROKEN.len()];
+                broken += 1;
+                s
+            } else {
+                Scenario::Healthy
+            };
             // Healthy domains: most on a provider, deterministically.
-            let shared =
-                !scenario.own_mx() && ((i * 7919) % 1000) as f64 / 1000.0 < spec.shared_fraction;
-            let (mx, mx_ip) = if shared {
+            let dead_mx = matches!(scenario, Scenario::MxTarpit | Scenario::MxBlackhole);
+            let shared = dead_mx
+                || (!scenario.own_mx()
+                    && ((i * 7919) % 1000) as f64 / 1000.0 < spec.shared_fraction);
+            let label = name.split('.').next().unwrap_or_default().to_string();
+            // An MX name of the domain's own that needs its own A record.
+            let mut own_name = dead_mx;
+            let (mx, mx_ip) = if scenario == Scenario::MxTarpit {
+                (format!("{label}.tarpit.test"), TARPIT_ADDRESS)
+            } else if scenario == Scenario::MxBlackhole {
+                (format!("{label}.blackhole.test"), BLACKHOLE_ADDRESS)
+            } else if shared && spec.tenant_names && scenario == Scenario::Healthy {
+                let p = i % providers.len();
+                own_name = true;
+                (format!("{label}.provider{p}.test"), providers[p].1)
+            } else if shared {
                 let (host, ip, _) = &providers[i % providers.len()];
                 (host.clone(), *ip)
             } else {
@@ -446,11 +553,12 @@ impl Fleet {
                 }
                 _ => dns.mx(&name, 10, &mx),
             };
-            if !shared
-                && !matches!(
-                    scenario,
-                    Scenario::MxNoAddress | Scenario::NullMx | Scenario::MxAddressServfail
-                )
+            if own_name
+                || (!shared
+                    && !matches!(
+                        scenario,
+                        Scenario::MxNoAddress | Scenario::NullMx | Scenario::MxAddressServfail
+                    ))
             {
                 dns = dns.a(&mx, mx_ip);
             }
@@ -530,6 +638,19 @@ impl Fleet {
                 | Scenario::NoRecord
                 | Scenario::PolicyConnectRefused
                 | Scenario::PolicyHostServfail => None,
+                Scenario::Healthy => {
+                    healthy += 1;
+                    let slow = spec.slow_policy_every > 0
+                        && healthy.is_multiple_of(spec.slow_policy_every);
+                    Some(if slow {
+                        Reply::Delayed {
+                            delay: spec.slow_policy_delay,
+                            then: Box::new(Reply::policy(&body)),
+                        }
+                    } else {
+                        Reply::policy(&body)
+                    })
+                }
                 _ => Some(Reply::policy(&body)),
             };
             if let Some(reply) = reply {
@@ -622,6 +743,12 @@ impl Fleet {
             port = server.addr.port();
             smtp.push(server);
         }
+        let blackhole = if spec.blackhole_domains > 0 {
+            let at = SocketAddr::new(IpAddr::V4(BLACKHOLE_ADDRESS), port);
+            Some(super::smtp::Blackhole::start_on(at).await)
+        } else {
+            None
+        };
         Fleet {
             ca,
             dns,
@@ -630,6 +757,8 @@ impl Fleet {
             smtp_port: port,
             domains,
             providers,
+            tarpit,
+            blackhole,
         }
     }
 

@@ -58,6 +58,8 @@ pub enum Reply {
         content_type: String,
         bytes: Vec<u8>,
     },
+    /// `then`, after `delay` (a slow policy host).
+    Delayed { delay: Duration, then: Box<Reply> },
 }
 
 impl Reply {
@@ -340,6 +342,13 @@ async fn respond(shared: &Shared, request: Request<Incoming>) -> Response<FakeBo
         .expect("lock")
         .get(&strip_port(&host).to_ascii_lowercase())
         .cloned();
+    let reply = match reply {
+        Some(Reply::Delayed { delay, then }) => {
+            tokio::time::sleep(delay).await;
+            Some(*then)
+        }
+        other => other,
+    };
     let Some(reply) = reply else {
         return response(
             404,
@@ -421,6 +430,8 @@ async fn respond(shared: &Shared, request: Request<Incoming>) -> Response<FakeBo
             let content_type = (!content_type.is_empty()).then_some(content_type.as_str());
             response(status, content_type, FakeBody::full(bytes))
         }
+        // Unwrapped above: one level of delay.
+        Reply::Delayed { .. } => response(500, Some("text/plain"), FakeBody::full(Vec::new())),
     }
 }
 
