@@ -125,6 +125,7 @@ codes! {
     PolicyTooLarge => "policy_too_large", Critical, Fixed;
     PolicyTimeout => "policy_timeout", Critical, Fixed;
     PolicyWithoutRecord => "policy_without_record", Warning, Fixed;
+    PolicyHostIpv6Broken => "policy_host_ipv6_broken", Warning, Fixed;
     // --- policy host certificate (RFC 8461 §3.3)
     PolicyCertExpired => "policy_cert_expired", Critical, Fixed;
     PolicyCertExpiring => "policy_cert_expiring", Warning, Fixed;
@@ -168,6 +169,7 @@ codes! {
     MxAddressLookupFailed => "mx_address_lookup_failed", Critical, Fixed;
     MxNoAddress => "mx_no_address", Critical, WhenEnforced;
     MxNoPublicAddress => "mx_no_public_address", Critical, WhenEnforced;
+    MxIpv6Broken => "mx_ipv6_broken", Warning, Fixed;
     TargetAddressForbidden => "target_address_forbidden", Warning, Fixed;
     MxConnectRefused => "mx_connect_refused", Critical, WhenEnforced;
     MxConnectTimeout => "mx_connect_timeout", Critical, WhenEnforced;
@@ -409,6 +411,7 @@ impl Code {
             Code::PolicyTooLarge => ("The policy body is larger than 64 KiB, the suggested maximum; senders may reject it.", "RFC 8461 §3.3", "Serve only the policy lines; check that the URL is not an HTML page or an endless stream."),
             Code::PolicyTimeout => ("The policy fetch did not finish in time (TLS, headers or body).", "RFC 8461 §3.3", "Make the policy host answer quickly; senders give up after about a minute."),
             Code::PolicyWithoutRecord => ("`mta-sts.<domain>` serves a valid policy but there is no `_mta-sts` TXT record, so senders never fetch it.", "RFC 8461 §3.1", "Publish `_mta-sts.<domain>. TXT \"v=STSv1; id=<id>;\"`."),
+            Code::PolicyHostIpv6Broken => ("The policy host serves the policy over IPv4 but the same fetch from its IPv6 addresses fails (connection, TLS, certificate or HTTP): senders that prefer IPv6 cannot fetch the policy.", "RFC 8461 §3.3, RFC 6724", "Fix the AAAA records of `mta-sts.<domain>` or the web server's IPv6 listener and certificate, or remove the AAAA records."),
             Code::PolicyCertExpired => ("The certificate of the policy host has expired: senders cannot fetch the policy (cached policies stay until max_age).", "RFC 8461 §3.3", "Renew the certificate of `mta-sts.<domain>` and check automatic renewal covers this host."),
             Code::PolicyCertExpiring => ("The certificate of the policy host expires within the warning window.", "RFC 8461 §3.3", "Renew the certificate of `mta-sts.<domain>` before it expires."),
             Code::PolicyCertNotYetValid => ("The certificate of the policy host is not valid yet (clock or issuance error).", "RFC 8461 §3.3", "Serve a currently valid certificate; check the server's clock."),
@@ -446,6 +449,7 @@ impl Code {
             Code::MxPatternUnused => ("A policy `mx` pattern matches none of the domain's MX hosts (a leftover or a typo).", "RFC 8461 §4.1", "Remove stale patterns, or check the spelling."),
             Code::MxAddressLookupFailed => ("Looking up the addresses of an MX host failed (SERVFAIL, REFUSED or timeout).", "RFC 5321 §5.1", "Check the name servers of the MX host's domain."),
             Code::MxNoPublicAddress => ("Every address of an MX host is one the exporter does not connect to (loopback, private, link-local, multicast, ...): a sender on the internet cannot deliver there either. Critical in enforce mode, warning otherwise.", "RFC 5321 §5.1, mta-sts-exporter safety rule", "Publish public addresses for the MX host; for a private mail network or a lab set allow_private_targets so the exporter probes them."),
+            Code::MxIpv6Broken => ("An MX host works at its IPv4 addresses but fails at every IPv6 address (its AAAA points nowhere useful, or the IPv6 path is broken). Senders that prefer IPv6 meet the failure first; the per-address findings say how each fails.", "RFC 8461 §4.2, RFC 6724", "Fix the AAAA records of the MX host or its IPv6 listener, or remove the AAAA records."),
             Code::MxNoAddress => ("An MX host has no A or AAAA record: no mail can be delivered to it. Critical in enforce mode, warning otherwise.", "RFC 5321 §5.1", "Publish address records for the MX host or remove the MX record."),
             Code::TargetAddressForbidden => ("A host resolves to a loopback, private, link-local, CGNAT or other non-public address; the exporter does not connect there unless allowed.", "mta-sts-exporter safety rule", "Publish public addresses, or set allow_private_targets for private mail networks and labs."),
             Code::MxConnectRefused => ("The MX host refused the connection on port 25. Critical in enforce mode, warning otherwise.", "RFC 5321", "Make the SMTP server listen on port 25 at every address of the MX host."),

@@ -198,6 +198,9 @@ pub struct PolicyReport {
     /// The parsed policy, when valid.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub policy: Option<Box<Policy>>,
+    /// The same fetch from the policy host's IPv6 addresses alone, when it has both families.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fetch_ipv6: Option<Box<PolicyFetch>>,
     /// Lower-case hex SHA-256 of the body as served.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub body_sha256: Option<String>,
@@ -467,6 +470,7 @@ impl DomainReport {
             policy: PolicyReport {
                 status: PolicyStatus::NotFetched,
                 fetch: None,
+                fetch_ipv6: None,
                 line_ending: None,
                 policy: None,
                 body_sha256: None,

@@ -134,6 +134,7 @@ pub fn apply(live: &Observations, draft: &Draft, extra: Vec<HostObservation>) ->
             duration_seconds: 0.0,
         };
         proposed.policy = PolicyObservation::Fetched(Box::new(fetch));
+        proposed.policy_other_family = None;
         let record_valid = live.record.found().is_some_and(|answer| {
             crate::stage::record::evaluate_sts_txt(&answer.records).status == RecordStatus::Valid
         });

@@ -32,6 +32,10 @@ pub struct Observations {
     /// The policy host, looked up and fetched whether or not a record advertises it (a policy
     /// served without a record is worth reporting).
     pub policy: PolicyObservation,
+    /// The same fetch over the policy host's other address family, when it has both (the main
+    /// fetch goes to the first address, IPv4 first): a broken AAAA is met first by senders that
+    /// prefer IPv6.
+    pub policy_other_family: Option<Box<PolicyFetch>>,
     /// The most preferred MX hosts, at most `max_mx`, in preference order (empty unless the
     /// MX lookup found hosts).
     pub hosts: Vec<HostObservation>,
@@ -91,7 +95,7 @@ impl Gatherer<'_> {
         let policy = async {
             timeout_at(deadline, self.policy(&domain))
                 .await
-                .unwrap_or(PolicyObservation::TimedOut)
+                .unwrap_or((PolicyObservation::TimedOut, None))
         };
         let records = match &mx {
             Lookup::Found(MxAnswer::Hosts(records)) => records.as_slice(),
@@ -103,13 +107,14 @@ impl Gatherer<'_> {
                 .take(self.settings.max_mx)
                 .map(|r| self.host(r.exchange.clone(), r.preference, deadline)),
         );
-        let (policy, hosts) = tokio::join!(policy, hosts);
+        let ((policy, policy_other_family), hosts) = tokio::join!(policy, hosts);
         Observations {
             domain,
             record,
             tlsrpt,
             mx,
             policy,
+            policy_other_family,
             hosts,
             duration: started.elapsed(),
         }
@@ -127,14 +132,29 @@ impl Gatherer<'_> {
         .await
     }
 
-    async fn policy(&self, domain: &DomainName) -> PolicyObservation {
+    /// The policy fetch from the host's addresses (IPv4 first, as resolved), and, when the
+    /// host has addresses of both families, the same fetch from the IPv6 ones alone, run
+    /// together.
+    async fn policy(&self, domain: &DomainName) -> (PolicyObservation, Option<Box<PolicyFetch>>) {
         let host = domain.policy_host();
-        match self.dns.addresses(&host, self.settings.families).await {
-            Lookup::Found(addresses) => PolicyObservation::Fetched(Box::new(
-                fetch_policy_at(self.tls, domain, &addresses, &self.settings.fetch).await,
-            )),
-            other => PolicyObservation::Unresolved(other),
-        }
+        let addresses = match self.dns.addresses(&host, self.settings.families).await {
+            Lookup::Found(addresses) => addresses,
+            other => return (PolicyObservation::Unresolved(other), None),
+        };
+        let v6: Vec<IpAddr> = addresses.iter().copied().filter(IpAddr::is_ipv6).collect();
+        let dual = !v6.is_empty() && v6.len() < addresses.len();
+        let settings = &self.settings.fetch;
+        let main = fetch_policy_at(self.tls, domain, &addresses, settings);
+        let other = async {
+            match dual {
+                true => Some(Box::new(
+                    fetch_policy_at(self.tls, domain, &v6, settings).await,
+                )),
+                false => None,
+            }
+        };
+        let (main, other) = tokio::join!(main, other);
+        (PolicyObservation::Fetched(Box::new(main)), other)
     }
 
     /// Looks up one MX host's addresses and probes those we may, each probe cut off at

@@ -47,6 +47,7 @@ pub fn judge(observations: Observations, settings: &JudgeSettings, now: i64) -> 
         tlsrpt,
         mx,
         policy,
+        policy_other_family,
         hosts,
         duration,
     } = observations;
@@ -54,7 +55,8 @@ pub fn judge(observations: Observations, settings: &JudgeSettings, now: i64) -> 
     let record = record_stage(&domain, record, &mut findings);
     let tlsrpt = tlsrpt_stage(&domain, tlsrpt, &mut findings);
     let policy_timed_out = matches!(policy, PolicyObservation::TimedOut);
-    let policy = policy_stage(&domain, &record, policy, settings, now, &mut findings);
+    let mut policy = policy_stage(&domain, &record, policy, settings, now, &mut findings);
+    family_stage(&mut policy, policy_other_family, &record, &mut findings);
     let mut mx = mx_stage(mx, hosts, settings, now, &mut findings);
     coverage_stage(&policy, &mut mx, &mut findings);
     let has_policy = policy.policy.is_some();
@@ -166,6 +168,7 @@ fn policy_stage(
     let mut report = PolicyReport {
         status: PolicyStatus::NotFetched,
         fetch: None,
+        fetch_ipv6: None,
         line_ending: None,
         policy: None,
         body_sha256: None,
@@ -275,6 +278,47 @@ fn policy_stage(
         report.status = PolicyStatus::NotFetched;
     }
     report
+}
+
+/// The policy fetch over IPv6 alone, when the host has both families: a fault there that the
+/// main fetch did not meet is a broken AAAA (or IPv6 path), met first by IPv6-preferring senders.
+fn family_stage(
+    policy: &mut PolicyReport,
+    other: Option<Box<crate::probe::https::PolicyFetch>>,
+    record: &RecordReport,
+    findings: &mut Findings,
+) {
+    let Some(other) = other else {
+        return;
+    };
+    let main_ok = policy
+        .fetch
+        .as_ref()
+        .is_some_and(|f| f.usable_body().is_some());
+    let other_ok = other.usable_body().is_some()
+        && other
+            .tls
+            .as_ref()
+            .and_then(|t| t.verdict.as_ref())
+            .is_some_and(|v| v.is_valid());
+    if record.status != RecordStatus::Missing && main_ok && !other_ok {
+        let why = fetch_findings(&other)
+            .into_iter()
+            .next()
+            .map(|f| f.message.into_owned())
+            .unwrap_or_else(|| "its certificate is not valid".to_string());
+        findings.push(
+            Finding::new(
+                Code::PolicyHostIpv6Broken,
+                format!(
+                    "{} serves the policy over IPv4, but not over IPv6 ({}): senders that prefer IPv6 cannot fetch it",
+                    other.host, why
+                ),
+            )
+            .with_host(other.host.clone()),
+        );
+    }
+    policy.fetch_ipv6 = Some(other);
 }
 
 fn mx_stage(
@@ -477,6 +521,23 @@ fn mx_host(
         );
     }
     findings.extend(probe_findings(&host.name, &probed, settings, now));
+    let (v6, v4): (Vec<&Arc<SmtpProbe>>, Vec<&Arc<SmtpProbe>>) =
+        probed.iter().partition(|p| p.address.is_ipv6());
+    let ok = |p: &&Arc<SmtpProbe>| p.starttls_ok() && cert_valid(p);
+    if !v4.is_empty() && !v6.is_empty() && v4.iter().all(ok) && !v6.iter().any(ok) {
+        let failing: Vec<String> = v6.iter().map(|p| p.address.to_string()).collect();
+        findings.push(
+            Finding::new(
+                Code::MxIpv6Broken,
+                format!(
+                    "{} works over IPv4 but fails at every IPv6 address ({}): senders that prefer IPv6 meet the failure first",
+                    host.name,
+                    failing.join(", ")
+                ),
+            )
+            .with_host(&host.name),
+        );
+    }
     host.transport = if probed.iter().any(|p| !p.starttls_ok()) {
         HostTransport::StarttlsFailed
     } else if probed.iter().any(|p| !cert_valid(p)) {
@@ -826,6 +887,7 @@ mod tests {
             tlsrpt: txt(&["v=TLSRPTv1; rua=mailto:tlsrpt@example.com"]),
             mx: Lookup::Found(MxAnswer::Hosts(records)),
             policy: PolicyObservation::Fetched(Box::new(fetch(policy))),
+            policy_other_family: None,
             hosts,
             duration: Duration::from_millis(120),
         }
@@ -1555,6 +1617,28 @@ mod tests {
             }
             add(&run(obs));
         }
+        // Dual stack: IPv4 works, IPv6 does not, at an MX and at the policy host.
+        let dual = host(
+            "mx.example.com",
+            ips(&["192.0.2.25", "2001:db8::25"]),
+            vec![
+                probe("mx.example.com", "192.0.2.25", SmtpOutcome::Ok),
+                probe(
+                    "mx.example.com",
+                    "2001:db8::25",
+                    SmtpOutcome::ConnectRefused,
+                ),
+            ],
+        );
+        let mut obs = observations(POLICY, vec![dual]);
+        let mut v6 = fetch(POLICY);
+        v6.address = Some("2001:db8::1".parse().unwrap());
+        v6.outcome = FetchOutcome::ConnectRefused;
+        v6.body = None;
+        obs.policy_other_family = Some(Box::new(v6));
+        let report = run(obs);
+        assert!(report.policy.fetch_ipv6.is_some());
+        add(&report);
         for lookup in [Lookup::NxDomain, Lookup::Failed(LookupFailure::Refused)] {
             let mut obs = observations(POLICY, vec![healthy_mx()]);
             obs.policy = PolicyObservation::Unresolved(lookup);

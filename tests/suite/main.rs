@@ -22,6 +22,7 @@ mod dns;
 mod docs;
 mod domain_files;
 mod drift;
+mod dualstack;
 mod exporter;
 mod exposition;
 mod fleet;
