@@ -335,7 +335,10 @@ pub fn annotate(
                     format!(" (asked {resolver})")
                 }
             }
-            Code::StsRecordMissing | Code::MxMissing | Code::TlsrptMissing
+            Code::StsRecordMissing
+            | Code::MxMissing
+            | Code::DomainNotFound
+            | Code::TlsrptMissing
                 if blind.contains(&Blindness::ResolverNxdomain) =>
             {
                 format!(" (according to {resolver}, which finds nothing for most domains: probably the exporter's resolver, not this domain)")

@@ -337,7 +337,15 @@ fn mx_stage(
             ));
             (MxStatus::NullMx, 0)
         }
-        Lookup::NxDomain | Lookup::NoData => {
+        // NXDOMAIN: the domain itself does not exist, so there is no A/AAAA to fall back to.
+        Lookup::NxDomain => {
+            findings.push(Finding::new(
+                Code::DomainNotFound,
+                "the domain does not exist (its MX lookup answered NXDOMAIN): no MX and no address records, so mail to it bounces",
+            ));
+            (MxStatus::Missing, 0)
+        }
+        Lookup::NoData => {
             findings.push(Finding::new(
                 Code::MxMissing,
                 "the domain has no MX record; senders fall back to its A/AAAA records, which no policy can cover by MX name reliably",
@@ -911,6 +919,33 @@ mod tests {
 
     fn run(observations: Observations) -> DomainReport {
         judge(observations, &settings(), NOW)
+    }
+
+    #[test]
+    fn a_domain_that_does_not_exist_is_not_a_domain_without_mx() {
+        // NXDOMAIN at the domain: its own finding, no claim of an A/AAAA fallback
+        let mut gone = observations(POLICY, vec![]);
+        gone.mx = Lookup::NxDomain;
+        let report = run(gone);
+        assert!(
+            codes(&report).contains(&"domain_not_found"),
+            "{:?}",
+            codes(&report)
+        );
+        assert!(!codes(&report).contains(&"mx_missing"));
+        let finding = report
+            .findings
+            .iter()
+            .find(|f| f.code == Code::DomainNotFound)
+            .unwrap();
+        assert_eq!(finding.severity, Severity::Critical);
+        assert!(!finding.message.contains("A/AAAA"), "{}", finding.message);
+        // NODATA: the domain exists without MX, senders fall back to its addresses
+        let mut bare = observations(POLICY, vec![]);
+        bare.mx = Lookup::NoData;
+        let report = run(bare);
+        assert!(codes(&report).contains(&"mx_missing"));
+        assert!(!codes(&report).contains(&"domain_not_found"));
     }
 
     #[test]
@@ -1718,6 +1753,7 @@ mod tests {
         // MX records, addresses and the deadline (scenarios of the tests above).
         for (mx, hosts) in [
             (Lookup::NoData, vec![]),
+            (Lookup::NxDomain, vec![]),
             (Lookup::Found(MxAnswer::NullMx), vec![]),
             (Lookup::Failed(LookupFailure::Timeout), vec![]),
         ] {

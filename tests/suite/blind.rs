@@ -130,7 +130,7 @@ async fn a_resolver_answering_nxdomain_for_everything() {
     );
     assert!(
         all.iter()
-            .any(|m| m.starts_with("mx_missing: ") && m.ends_with(&note)),
+            .any(|m| m.starts_with("domain_not_found: ") && m.ends_with(&note)),
         "{all:#?}"
     );
     let lines = exporter.stop();

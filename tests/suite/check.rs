@@ -156,6 +156,30 @@ async fn record_via_cname_is_followed_and_recorded() {
     assert_eq!(r.verdict, Verdict::EnforcedDeliverable);
 }
 
+/// A domain that does not exist (NXDOMAIN) beside one that exists without MX (NODATA): only the
+/// second falls back to its address records.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_domain_that_does_not_exist_beside_a_domain_without_mx() {
+    let lab =
+        lab_with(|b| b.dns(|d| d.a("bare.test", std::net::Ipv4Addr::new(127, 0, 0, 1)))).await;
+    let gone = lab.check("gone.test").await;
+    let c = codes(&gone);
+    assert!(c.contains(&"domain_not_found"), "{c:?}");
+    assert!(!c.contains(&"mx_missing"), "{c:?}");
+    let f = finding(&gone, Code::DomainNotFound);
+    assert_eq!(
+        f.message,
+        "the domain does not exist (its MX lookup answered NXDOMAIN): no MX and no address records, so mail to it bounces"
+    );
+    assert!(gone.has_critical());
+
+    let bare = lab.check("bare.test").await;
+    let c = codes(&bare);
+    assert!(c.contains(&"mx_missing"), "{c:?}");
+    assert!(!c.contains(&"domain_not_found"), "{c:?}");
+    assert!(finding(&bare, Code::MxMissing).message.contains("A/AAAA"));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dns_timeout_is_lookup_failed_not_missing() {
     let lab = lab_with(|b| {
