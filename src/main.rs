@@ -189,8 +189,8 @@ struct ProbeArgs {
     /// Time allowed for each SMTP phase (greeting, EHLO, STARTTLS, TLS handshake) [default: 30s].
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     smtp_timeout: Option<Duration>,
-    /// Deadline of a whole domain check; what is still running then is abandoned and reported
-    /// as check_timed_out [default: 5m].
+    /// Deadline of a whole domain check (time waiting for a per-address slot not counted); what
+    /// is still running then is abandoned and reported as check_timed_out [default: 5m].
     #[arg(long, value_name = "DURATION", value_parser = parse_check_timeout)]
     check_timeout: Option<Duration>,
     /// Name to send in EHLO; use a name whose forward and reverse DNS match the probing host
