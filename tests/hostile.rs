@@ -959,6 +959,97 @@ fn running_out_of_file_descriptors_does_not_spin() {
     })
 }
 
+// --- the TLS-RPT report listener (anonymous, internet-facing)
+
+/// Posts `body` to the report listener at `addr`; the status code.
+async fn post_report(addr: std::net::SocketAddr, content_type: &str, body: &[u8]) -> u16 {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST /tlsrpt HTTP/1.1\r\nHost: r\r\nConnection: close\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let _ = stream.write_all(body).await;
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw).await;
+    String::from_utf8_lossy(&raw)
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A report listener for `example.com` on 127.0.0.1:0, and its store.
+async fn report_listener() -> (
+    std::net::SocketAddr,
+    Arc<mta_sts_exporter::tlsrpt::ingest::Ingest>,
+) {
+    use mta_sts_exporter::store::{DomainMeta, Store};
+    let store = Arc::new(Store::new());
+    store.set_domains(vec![("example.com".to_string(), DomainMeta::default())]);
+    let settings = mta_sts_exporter::config::TlsRptSettings {
+        rate_limit_per_minute: 1_000,
+        ..Default::default()
+    };
+    let (ingest, _) = mta_sts_exporter::tlsrpt::ingest::Ingest::new(store, &settings, None);
+    let ingest = Arc::new(ingest);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(mta_sts_exporter::tlsrpt::listener::serve(
+        listener,
+        ingest.clone(),
+        None,
+        std::future::pending(),
+    ));
+    (addr, ingest)
+}
+
+fn rejected(ingest: &mta_sts_exporter::tlsrpt::ingest::Ingest, reason: &str) -> u64 {
+    ingest.with_store(|s| {
+        s.rejected()
+            .iter()
+            .find(|(r, _)| r.as_str() == reason)
+            .map(|(_, n)| *n)
+            .unwrap_or(0)
+    })
+}
+
+#[test]
+fn tlsrpt_gzip_bomb_of_a_gibibyte_is_refused_at_the_cap() {
+    serial(async {
+        let (addr, ingest) = report_listener().await;
+        // 1 GiB of spaces as 1024 gzip members of one MiB: about 1 MiB on the wire.
+        let member = support::tlsrpt::gzip(&vec![b' '; MIB]);
+        let bomb = member.repeat(1024);
+        assert!(bomb.len() < 4 * MIB, "{} bytes", bomb.len());
+        let m = measure(post_report(addr, "application/tlsrpt+gzip", &bomb)).await;
+        assert_eq!(m.value, 413);
+        assert_eq!(rejected(&ingest, "too_large"), 1);
+        // The inflate buffer grows to the 16 MiB cap at most, plus the body as received.
+        m.assert_within(Duration::from_secs(30), 20 * MIB);
+    })
+}
+
+#[test]
+fn tlsrpt_flood_from_one_address_is_rate_limited_in_bounded_memory() {
+    serial(async {
+        let (addr, ingest) = report_listener().await;
+        let m = measure(async {
+            let mut statuses = Vec::new();
+            for _ in 0..1_100 {
+                statuses.push(post_report(addr, "application/tlsrpt+json", b"{}").await);
+            }
+            statuses
+        })
+        .await;
+        assert_eq!(m.value.iter().filter(|s| **s == 400).count(), 1_000);
+        assert_eq!(m.value.iter().filter(|s| **s == 429).count(), 100);
+        assert_eq!(rejected(&ingest, "rate_limited"), 100);
+        assert_eq!(rejected(&ingest, "invalid_report"), 1_000);
+        m.assert_within(Duration::from_secs(60), HEAP_BOUND);
+    })
+}
+
 #[test]
 fn the_heap_measure_sees_what_a_case_holds() {
     serial(async {

@@ -81,20 +81,35 @@ pub fn decode(bytes: &[u8], kind: Kind, limits: Limits) -> Result<Vec<Vec<u8>>, 
 /// Decompresses gzip (every member), refusing output beyond `max` bytes without producing
 /// it: memory stays bounded whatever the ratio.
 pub fn gunzip(bytes: &[u8], max: usize) -> Result<Vec<u8>, DecodeError> {
-    let decoder = flate2::read::MultiGzDecoder::new(bytes);
-    let mut out = Vec::new();
-    let limit = u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1);
-    decoder
-        .take(limit)
-        .read_to_end(&mut out)
-        .map_err(|e| DecodeError::Gzip(e.to_string()))?;
-    if out.len() > max {
-        return Err(DecodeError::TooLarge {
-            what: "the decompressed report",
-            limit: max,
-        });
+    let mut decoder = flate2::read::MultiGzDecoder::new(bytes);
+    let mut out: Vec<u8> = Vec::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        let n = match decoder.read(&mut chunk) {
+            Ok(0) => return Ok(out),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(DecodeError::Gzip(e.to_string())),
+        };
+        let len = out.len().saturating_add(n);
+        if len > max {
+            return Err(DecodeError::TooLarge {
+                what: "the decompressed report",
+                limit: max,
+            });
+        }
+        // Grow by doubling, but never past the cap: the buffer holds at most `max` bytes.
+        if out.capacity() < len {
+            let want = out
+                .capacity()
+                .saturating_mul(2)
+                .max(len)
+                .max(64 * 1024)
+                .min(max);
+            out.reserve_exact(want - out.len());
+        }
+        out.extend_from_slice(&chunk[..n]);
     }
-    Ok(out)
 }
 
 /// The report attachments of an e-mail, decoded. A part is a report when its type is
