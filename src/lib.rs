@@ -22,6 +22,9 @@
 //! - [`render`] prints a report for people; [`batch`] runs `check` over many domains in order.
 //! - [`whatif`] judges a draft policy or MX set against the live domain before publishing.
 //! - [`tlsrpt`] reads the TLS-RPT reports senders send: decoding, parsing, summaries.
+//! - [`selfhealth`] (pure, time passed in) tells from the finished checks whether the exporter
+//!   itself is blind (resolver failing or finding nothing, SMTP or HTTPS egress blocked);
+//!   [`checklog`] logs each finished check; [`statuspage`] renders the landing page.
 
 #![forbid(unsafe_code)]
 
