@@ -351,9 +351,11 @@ def check_crd(obj: dict[str, Any], rendered: dict[str, list[dict[str, Any]]]) ->
                 _assert(re.fullmatch(r"[0-9]+(ms|s|m|h)", str(endpoint.get(duration, ""))) is not None,
                         f"{kind}: {duration} {endpoint.get(duration)!r}")
         if kind == "ServiceMonitor":
-            service = one(rendered, "Service")
-            _assert(all(service["metadata"]["labels"].get(k) == v for k, v in selector.items()),
-                    "ServiceMonitor selector does not match the Service's labels")
+            selected = [svc for svc in by_kind(rendered, "Service")
+                        if all(svc["metadata"]["labels"].get(k) == v for k, v in selector.items())]
+            _assert(len(selected) == 1,
+                    f"ServiceMonitor selector matches {len(selected)} Services, expected the metrics Service only")
+            service = selected[0]
             _assert(any(p["name"] == "http-metrics" for p in service["spec"]["ports"]),
                     "the Service has no http-metrics port")
         else:
@@ -442,8 +444,17 @@ def check_promises(rendered: dict[str, list[dict[str, Any]]], merged: dict[str, 
     _assert(f"--web.listen-address=:{port}" in args, f"listen address flag missing: {args}")
     _assert(container["ports"][0]["name"] == "http-metrics" and container["ports"][0]["containerPort"] == port,
             "container port is not http-metrics")
-    services = by_kind(rendered, "Service")
-    _assert(len(services) == 1, f"expected one Service (no double scraping), found {len(services)}")
+    services = [svc for svc in by_kind(rendered, "Service")
+                if any(p.get("name") == "http-metrics" for p in svc["spec"]["ports"])]
+    _assert(len(services) == 1, f"expected one metrics Service (no double scraping), found {len(services)}")
+    if merged.get("tlsrpt", {}).get("enabled"):
+        reports = [svc for svc in by_kind(rendered, "Service")
+                   if any(p.get("name") == "tlsrpt" for p in svc["spec"]["ports"])]
+        _assert(len(reports) == 1, f"tlsrpt.enabled: expected one report Service, found {len(reports)}")
+        _assert(f"--tlsrpt.listen-address=:{merged['tlsrpt']['port']}" in args,
+                f"tlsrpt.enabled: listen flag missing: {args}")
+        _assert(any(p["name"] == "tlsrpt" and p["containerPort"] == merged["tlsrpt"]["port"]
+                    for p in container["ports"]), "tlsrpt.enabled: no tlsrpt container port")
     service = services[0]
     _assert(service["spec"]["ports"][0]["name"] == "http-metrics", "Service port not named http-metrics")
 
@@ -877,6 +888,8 @@ def check_root(report: Report, root: Path, exporter: str, promtool: str, workdir
             ("a domain source's cache_file outside persistence.mountPath",
              {"config": {"domain_sources": [{"url": "https://inventory.example/l", "cache_file": "/tmp/copy.txt"}]}},
              "must be a file under persistence.mountPath"),
+            ("the TLS-RPT listener with sharding",
+             {"tlsrpt": {"enabled": True}, "sharding": {"shards": 2}}, "each replica counts only its own"),
             ("a domain-list ConfigMap listed twice",
              {"domainsConfigMaps": [{"name": "a", "keys": ["x.txt"]}, {"name": "a", "keys": ["y.txt"]}]},
              "is listed twice"),

@@ -239,6 +239,13 @@ spec:
         # Health endpoints without auth, for the kubelet, on the next port.
         - --web.probe-address=:{{ add (int .Values.containerPort) 1 }}
         {{- end }}
+        {{- if .Values.tlsrpt.enabled }}
+        {{- if $sharded }}
+        {{- fail "tlsrpt.enabled with sharding.shards > 1: each replica counts only its own domains' reports, so posts spread over the shards would be refused; receive reports on one unsharded release" }}
+        {{- end }}
+        # TLS-RPT reports posted by senders (no auth: they post anonymously).
+        - --tlsrpt.listen-address=:{{ .Values.tlsrpt.port }}
+        {{- end }}
         {{- range .Values.extraArgs }}
         - {{ . | quote }}
         {{- end }}
@@ -262,6 +269,11 @@ spec:
         {{- if .Values.webConfig.enabled }}
         - name: http-probe
           containerPort: {{ add (int .Values.containerPort) 1 }}
+          protocol: TCP
+        {{- end }}
+        {{- if .Values.tlsrpt.enabled }}
+        - name: tlsrpt
+          containerPort: {{ .Values.tlsrpt.port }}
           protocol: TCP
         {{- end }}
       {{- if .Values.livenessProbe.enabled }}
