@@ -343,6 +343,8 @@ pub fn annotate(
             {
                 format!(" (according to {resolver}, which finds nothing for most domains: probably the exporter's resolver, not this domain)")
             }
+            // A well-known domain "not found" is more often a resolver that finds nothing.
+            Code::DomainNotFound => format!(" (according to {resolver})"),
             Code::MxConnectRefused | Code::MxConnectTimeout | Code::MxConnectFailed
                 if blind.contains(&Blindness::SmtpBlocked) =>
             {
@@ -542,6 +544,7 @@ mod tests {
             r.findings = vec![
                 Finding::new(Code::MxLookupFailed, "the MX lookup failed: timed out"),
                 Finding::new(Code::MxMissing, "no MX"),
+                Finding::new(Code::DomainNotFound, "not found"),
                 Finding::new(Code::MxConnectTimeout, "connecting timed out"),
                 Finding::new(Code::PolicyModeInvalid, "mode: x"),
             ];
@@ -557,6 +560,7 @@ mod tests {
             [
                 "the MX lookup failed: timed out (asked DNS server 192.0.2.1:53)",
                 "no MX",
+                "not found (according to DNS server 192.0.2.1:53)",
                 "connecting timed out",
                 "mode: x"
             ]
@@ -574,6 +578,7 @@ mod tests {
             [
                 "the MX lookup failed: timed out (asked DNS server 192.0.2.1:53, which is failing for most domains: probably the exporter's resolver, not this domain)",
                 "no MX (according to DNS server 192.0.2.1:53, which finds nothing for most domains: probably the exporter's resolver, not this domain)",
+                "not found (according to DNS server 192.0.2.1:53, which finds nothing for most domains: probably the exporter's resolver, not this domain)",
                 "connecting timed out (no MX of most domains accepts connections on port 2525: probably the exporter's egress is blocked, not this host)",
                 "mode: x"
             ]

@@ -625,3 +625,29 @@ async fn a_thousand_domains_on_one_address_keep_the_per_address_bound() {
         "the per-address bound, reached and kept"
     );
 }
+
+/// `check` of a name that does not exist says so, naming the resolver that said it, and exits 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_domain_that_does_not_exist_is_reported_with_the_resolver_asked() {
+    let lab = lab().await;
+    let dir = TempDir::new("cli-gone");
+    let out = check(&lab, &dir, &["--format", "json", "gone.test"]);
+    assert_eq!(out.status.code(), Some(1), "a critical finding exits 1");
+    let reports = ndjson(&out.stdout);
+    let findings = reports[0]["findings"].as_array().unwrap();
+    let gone = findings
+        .iter()
+        .find(|f| f["code"] == "domain_not_found")
+        .unwrap_or_else(|| panic!("{findings:?}"));
+    assert_eq!(
+        gone["message"],
+        format!(
+            "the domain does not exist (its MX lookup answered NXDOMAIN): no MX and no address records, so mail to it bounces (according to DNS server {})",
+            lab.dns.addr
+        )
+    );
+    assert!(
+        findings.iter().all(|f| f["code"] != "mx_missing"),
+        "{findings:?}"
+    );
+}
