@@ -397,7 +397,7 @@ impl Service {
                         ingest.prune(unix_now());
                         last_prune = unix_now();
                     }
-                    save_state(&drift, &store, &ingest).await;
+                    save_state(&drift, &store, &ingest, false).await;
                 }
             })
         };
@@ -536,7 +536,7 @@ impl Service {
         self.inventory.abort();
         let _ = self.scheduler_task.await;
         self.saver.abort();
-        save_state(&self.drift, &self.store, &self.tlsrpt).await;
+        save_state(&self.drift, &self.store, &self.tlsrpt, true).await;
         let _ = self.stop_server.send(true);
         let _ = self.server_task.await;
         for task in self.tlsrpt_tasks {
@@ -590,8 +590,14 @@ fn log_self_health(built: &Built, changes: &[Change]) {
 }
 
 /// Saves the id-drift state if it changed; a failure is logged, counted and retried later.
-async fn save_state(drift: &std::sync::Mutex<DriftState>, store: &Store, ingest: &Ingest) {
-    if let Some(tlsrpt) = ingest.take_changes() {
+/// `final_save`: at shutdown, when the TLS-RPT counts are saved whatever their age.
+async fn save_state(
+    drift: &std::sync::Mutex<DriftState>,
+    store: &Store,
+    ingest: &Ingest,
+    final_save: bool,
+) {
+    if let Some(tlsrpt) = ingest.take_changes(final_save) {
         lock(drift).set_tlsrpt(tlsrpt);
     }
     let Some((path, snapshot)) = lock(drift).prepare_save() else {

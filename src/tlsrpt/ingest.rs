@@ -21,6 +21,8 @@ use crate::report::DomainReport;
 /// Client addresses the rate limit tracks at once; beyond, expired windows are dropped, then
 /// the table starts afresh (a flood of addresses resets the limit, it never blocks everyone).
 const MAX_RATE_CLIENTS: usize = 10_000;
+/// Least time between two snapshots of the store for the state file (but at shutdown).
+pub const SNAPSHOT_INTERVAL: Duration = Duration::from_secs(60);
 /// Mail files handled per maildir pass; the rest wait for the next.
 const MAILDIR_BATCH: usize = 1_000;
 
@@ -32,6 +34,7 @@ pub struct Ingest {
     settings: RwLock<TlsRptSettings>,
     limits: Limits,
     rate: Mutex<HashMap<IpAddr, (Instant, usize)>>,
+    last_snapshot: Mutex<Option<Instant>>,
 }
 
 impl std::fmt::Debug for Ingest {
@@ -92,6 +95,7 @@ impl Ingest {
                 settings: RwLock::new(settings.clone()),
                 limits: Limits::default(),
                 rate: Mutex::new(HashMap::new()),
+                last_snapshot: Mutex::new(None),
             },
             problem,
         )
@@ -188,12 +192,19 @@ impl Ingest {
         f(&lock(&self.store))
     }
 
-    /// The store as the state file keeps it, when it changed since the last call.
-    pub fn take_changes(&self) -> Option<serde_json::Value> {
+    /// The store as the state file keeps it, when it changed since the last snapshot and
+    /// that was [`SNAPSHOT_INTERVAL`] ago (or `now_anyway`, at shutdown): the whole store is
+    /// copied each time, so a fleet receiving reports all day is not copied every few seconds.
+    pub fn take_changes(&self, now_anyway: bool) -> Option<serde_json::Value> {
+        let mut last = lock(&self.last_snapshot);
+        if !now_anyway && last.is_some_and(|t| t.elapsed() < SNAPSHOT_INTERVAL) {
+            return None;
+        }
         let mut store = lock(&self.store);
         if !store.take_dirty() {
             return None;
         }
+        *last = Some(Instant::now());
         serde_json::to_value(store.persisted()).ok()
     }
 
