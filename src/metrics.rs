@@ -877,13 +877,14 @@ fn merge_mx<'a>(
     let outcome = host
         .probes
         .iter()
-        .map(|p| outcome_label(&p.outcome))
-        .find(|o| *o != "ok")
+        .map(|p| ProbeOutcome::of(&p.outcome))
+        .find(|o| *o != ProbeOutcome::Ok)
         .unwrap_or(if host.probes.is_empty() {
-            "no_address"
+            ProbeOutcome::NoAddress
         } else {
-            "ok"
-        });
+            ProbeOutcome::Ok
+        })
+        .as_str();
     let cert_not_after = host
         .probes
         .iter()
@@ -923,41 +924,95 @@ pub fn sender_disagreements(report: &DomainReport) -> Vec<(&'static str, &'stati
         .collect()
 }
 
-/// The bounded `outcome` label of `mta_sts_mx_probe_outcome`.
-pub fn outcome_label(outcome: &SmtpOutcome) -> &'static str {
-    match outcome {
-        SmtpOutcome::Ok => "ok",
-        SmtpOutcome::ConnectRefused => "connect_refused",
-        SmtpOutcome::ConnectTimeout => "connect_timeout",
-        SmtpOutcome::ConnectFailed { .. } => "connect_failed",
-        SmtpOutcome::Timeout { .. } => "smtp_timeout",
-        SmtpOutcome::GreetingRejected { .. } => "greeting_rejected",
-        SmtpOutcome::ProtocolError { .. } => "protocol_error",
-        SmtpOutcome::StarttlsNotOffered => "starttls_not_offered",
-        SmtpOutcome::StarttlsRefused { .. } => "starttls_refused",
-        SmtpOutcome::StarttlsInjection => "starttls_injection",
-        SmtpOutcome::Tls { .. } => "tls_failed",
+/// The bounded `outcome` label of `mta_sts_mx_probe_outcome`: one value per way a probe of an
+/// MX ends, and `no_address` for an MX with nothing probed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ProbeOutcome {
+    Ok,
+    NoAddress,
+    ConnectRefused,
+    ConnectTimeout,
+    ConnectFailed,
+    SmtpTimeout,
+    GreetingRejected,
+    ProtocolError,
+    StarttlsNotOffered,
+    StarttlsRefused,
+    StarttlsInjection,
+    TlsFailed,
+}
+
+impl ProbeOutcome {
+    /// Every label value (for docs and tests).
+    pub const ALL: &'static [ProbeOutcome] = &[
+        ProbeOutcome::Ok,
+        ProbeOutcome::NoAddress,
+        ProbeOutcome::ConnectRefused,
+        ProbeOutcome::ConnectTimeout,
+        ProbeOutcome::ConnectFailed,
+        ProbeOutcome::SmtpTimeout,
+        ProbeOutcome::GreetingRejected,
+        ProbeOutcome::ProtocolError,
+        ProbeOutcome::StarttlsNotOffered,
+        ProbeOutcome::StarttlsRefused,
+        ProbeOutcome::StarttlsInjection,
+        ProbeOutcome::TlsFailed,
+    ];
+
+    pub fn of(outcome: &SmtpOutcome) -> ProbeOutcome {
+        match outcome {
+            SmtpOutcome::Ok => ProbeOutcome::Ok,
+            SmtpOutcome::ConnectRefused => ProbeOutcome::ConnectRefused,
+            SmtpOutcome::ConnectTimeout => ProbeOutcome::ConnectTimeout,
+            SmtpOutcome::ConnectFailed { .. } => ProbeOutcome::ConnectFailed,
+            SmtpOutcome::Timeout { .. } => ProbeOutcome::SmtpTimeout,
+            SmtpOutcome::GreetingRejected { .. } => ProbeOutcome::GreetingRejected,
+            SmtpOutcome::ProtocolError { .. } => ProbeOutcome::ProtocolError,
+            SmtpOutcome::StarttlsNotOffered => ProbeOutcome::StarttlsNotOffered,
+            SmtpOutcome::StarttlsRefused { .. } => ProbeOutcome::StarttlsRefused,
+            SmtpOutcome::StarttlsInjection => ProbeOutcome::StarttlsInjection,
+            SmtpOutcome::Tls { .. } => ProbeOutcome::TlsFailed,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProbeOutcome::Ok => "ok",
+            ProbeOutcome::NoAddress => "no_address",
+            ProbeOutcome::ConnectRefused => "connect_refused",
+            ProbeOutcome::ConnectTimeout => "connect_timeout",
+            ProbeOutcome::ConnectFailed => "connect_failed",
+            ProbeOutcome::SmtpTimeout => "smtp_timeout",
+            ProbeOutcome::GreetingRejected => "greeting_rejected",
+            ProbeOutcome::ProtocolError => "protocol_error",
+            ProbeOutcome::StarttlsNotOffered => "starttls_not_offered",
+            ProbeOutcome::StarttlsRefused => "starttls_refused",
+            ProbeOutcome::StarttlsInjection => "starttls_injection",
+            ProbeOutcome::TlsFailed => "tls_failed",
+        }
     }
 }
 
-/// Every `outcome` label value (for docs and tests).
-pub const OUTCOME_LABELS: &[&str] = &[
-    "ok",
-    "no_address",
-    "connect_refused",
-    "connect_timeout",
-    "connect_failed",
-    "smtp_timeout",
-    "greeting_rejected",
-    "protocol_error",
-    "starttls_not_offered",
-    "starttls_refused",
-    "starttls_injection",
-    "tls_failed",
-];
+/// The `outcome` label of one probe.
+pub fn outcome_label(outcome: &SmtpOutcome) -> &'static str {
+    ProbeOutcome::of(outcome).as_str()
+}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn probe_outcome_labels_are_distinct_snake_case() {
+        let labels: BTreeSet<&str> = ProbeOutcome::ALL.iter().map(|o| o.as_str()).collect();
+        assert_eq!(labels.len(), ProbeOutcome::ALL.len());
+        assert!(labels
+            .iter()
+            .all(|l| l.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')));
+        assert_eq!(
+            outcome_label(&SmtpOutcome::StarttlsNotOffered),
+            "starttls_not_offered"
+        );
+    }
 
     #[test]
     fn sender_action_is_exported_only_where_profiles_disagree() {
