@@ -258,7 +258,7 @@ fn switch_risks(old: Option<&Policy>, proposed: &DomainReport, now: i64) -> Vec<
             };
             SwitchRisk {
                 message: format!(
-                    "senders holding the current policy (mode {}, max_age {}) {what} until their copy expires, at the latest {} ({})",
+                    "senders that keep the current policy (mode {}, max_age {}) {what} until their copy expires, at the latest {} ({}): those that have not yet seen the new id, or cannot fetch the new policy",
                     old.mode.as_str(),
                     old.max_age,
                     format_date(until),
