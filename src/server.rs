@@ -240,21 +240,40 @@ fn connection<I>(
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    http1(
+        io,
+        service_fn(move |req| {
+            let (app, web) = (app.clone(), web.clone());
+            async move {
+                Ok::<_, Infallible>(match role {
+                    Role::Main => guarded(&app, web.as_ref(), req).await,
+                    Role::Probes => probe_reply(&app, web.as_deref(), &req),
+                })
+            }
+        }),
+    )
+}
+
+/// How long a client has to send its request head, on every listener (a slow-loris bound).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// An HTTP/1.1 server connection over `io` with the bounds every listener of ours keeps (the
+/// endpoints here and the TLS-RPT listener).
+pub(crate) fn http1<I, S, B>(
+    io: I,
+    service: S,
+) -> hyper::server::conn::http1::Connection<TokioIo<I>, S>
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    S: hyper::service::HttpService<Incoming, ResBody = B>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: hyper::body::Body + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(10))
-        .serve_connection(
-            TokioIo::new(io),
-            service_fn(move |req| {
-                let (app, web) = (app.clone(), web.clone());
-                async move {
-                    Ok::<_, Infallible>(match role {
-                        Role::Main => guarded(&app, web.as_ref(), req).await,
-                        Role::Probes => probe_reply(&app, web.as_deref(), &req),
-                    })
-                }
-            }),
-        )
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .serve_connection(TokioIo::new(io), service)
 }
 
 /// How long a client has to complete the TLS handshake.

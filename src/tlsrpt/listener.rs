@@ -16,7 +16,7 @@ use hyper::header::{
 };
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use serde::Serialize;
 use tokio::net::TcpListener;
@@ -110,16 +110,13 @@ fn connection<I>(
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    hyper::server::conn::http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(10))
-        .serve_connection(
-            TokioIo::new(io),
-            service_fn(move |req| {
-                let (ingest, decodes) = (ingest.clone(), decodes.clone());
-                async move { Ok::<_, Infallible>(handle(&ingest, &decodes, peer, req).await) }
-            }),
-        )
+    crate::server::http1(
+        io,
+        service_fn(move |req| {
+            let (ingest, decodes) = (ingest.clone(), decodes.clone());
+            async move { Ok::<_, Infallible>(handle(&ingest, &decodes, peer, req).await) }
+        }),
+    )
 }
 
 /// The answer to one post.
