@@ -126,6 +126,7 @@ codes! {
     PolicyTimeout => "policy_timeout", Critical, Fixed;
     PolicyWithoutRecord => "policy_without_record", Warning, Fixed;
     PolicyHostIpv6Broken => "policy_host_ipv6_broken", Warning, Fixed;
+    PolicyHostIpv4Broken => "policy_host_ipv4_broken", Warning, Fixed;
     // --- policy host certificate (RFC 8461 §3.3)
     PolicyCertExpired => "policy_cert_expired", Critical, Fixed;
     PolicyCertExpiring => "policy_cert_expiring", Warning, Fixed;
@@ -413,6 +414,7 @@ impl Code {
             Code::PolicyTimeout => ("The policy fetch did not finish in time (TLS, headers or body).", "RFC 8461 §3.3", "Make the policy host answer quickly; senders give up after about a minute."),
             Code::PolicyWithoutRecord => ("`mta-sts.<domain>` serves a valid policy but there is no `_mta-sts` TXT record, so senders never fetch it.", "RFC 8461 §3.1", "Publish `_mta-sts.<domain>. TXT \"v=STSv1; id=<id>;\"`."),
             Code::PolicyHostIpv6Broken => ("The policy host serves the policy over IPv4 but the same fetch from its IPv6 addresses fails (connection, TLS, certificate or HTTP): senders that prefer IPv6 cannot fetch the policy.", "RFC 8461 §3.3, RFC 6724", "Fix the AAAA records of `mta-sts.<domain>` or the web server's IPv6 listener and certificate, or remove the AAAA records."),
+            Code::PolicyHostIpv4Broken => ("The policy host serves the policy over IPv6 but the same fetch from its IPv4 addresses fails (connection, TLS, certificate or HTTP): the many senders without IPv6 cannot fetch the policy, so they do without it (or keep a cached copy).", "RFC 8461 §3.3", "Fix the A records of `mta-sts.<domain>` or the web server's IPv4 listener and certificate."),
             Code::PolicyCertExpired => ("The certificate of the policy host has expired: senders cannot fetch the policy (cached policies stay until max_age).", "RFC 8461 §3.3", "Renew the certificate of `mta-sts.<domain>` and check automatic renewal covers this host."),
             Code::PolicyCertExpiring => ("The certificate of the policy host expires within the warning window.", "RFC 8461 §3.3", "Renew the certificate of `mta-sts.<domain>` before it expires."),
             Code::PolicyCertNotYetValid => ("The certificate of the policy host is not valid yet (clock or issuance error).", "RFC 8461 §3.3", "Serve a currently valid certificate; check the server's clock."),

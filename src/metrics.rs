@@ -83,12 +83,12 @@ defs! {
     TLSRPT_VALID = "mta_sts_tlsrpt_valid", Gauge, Detailed, "domain", "1 if exactly one valid TLS-RPT record was found";
     POLICY_ID_STALE = "mta_sts_policy_id_stale", Gauge, Detailed, "domain", "1 while the policy has changed without a new id in the _mta-sts record (stays until the id changes)";
     POLICY_CHANGES = "mta_sts_policy_changes", Counter, Detailed, "domain", "Policy body or id changes observed since the exporter started remembering the domain (persisted in the state file)";
-    MX_CERT_NOT_AFTER = "mta_sts_mx_cert_not_after_timestamp_seconds", Gauge, Default, "mx", "Earliest leaf certificate expiry (Unix time) across the MX's addresses; exported also when expired or invalid";
-    MX_FINDING = "mta_sts_mx_finding", Gauge, Default, "mx, code", "1 per transport or certificate finding code of the MX in its last probe (codes: docs/findings.md)";
-    MX_STARTTLS = "mta_sts_mx_starttls", Gauge, Detailed, "mx", "1 if STARTTLS and the TLS handshake succeed on every probed address of the MX";
-    MX_PROBE_OUTCOME = "mta_sts_mx_probe_outcome", Gauge, Detailed, "mx, outcome", "1 for the outcome of the MX's SMTP probe (the first failing address's, else ok)";
-    MX_CERT_VALID = "mta_sts_mx_cert_valid", Gauge, Detailed, "mx", "1 if the certificate is trusted, valid for the MX name and in date on every probed address";
-    MX_TLS_VERSION = "mta_sts_mx_tls_version_info", Gauge, Detailed, "mx, version", "1 per TLS version negotiated with the MX";
+    MX_CERT_NOT_AFTER = "mta_sts_mx_cert_not_after_timestamp_seconds", Gauge, Default, "mx", "Earliest leaf certificate expiry (Unix time) across the MX's addresses of every family; exported also when expired or invalid";
+    MX_FINDING = "mta_sts_mx_finding", Gauge, Default, "mx, code, family", "1 per transport or certificate finding code of the MX in its last probe, with the address family (ipv4, ipv6) of the addresses it holds at; no family label for codes not tied to an address (codes: docs/findings.md)";
+    MX_STARTTLS = "mta_sts_mx_starttls", Gauge, Detailed, "mx, family", "1 if STARTTLS and the TLS handshake succeed on every probed address of the MX in this address family (ipv4, ipv6; no family label when the MX has no address)";
+    MX_PROBE_OUTCOME = "mta_sts_mx_probe_outcome", Gauge, Detailed, "mx, outcome, family", "1 for the outcome of the MX's SMTP probe in this address family (the first failing address's, else ok)";
+    MX_CERT_VALID = "mta_sts_mx_cert_valid", Gauge, Detailed, "mx, family", "1 if the certificate is trusted, valid for the MX name and in date on every probed address of this address family";
+    MX_TLS_VERSION = "mta_sts_mx_tls_version_info", Gauge, Detailed, "mx, version, family", "1 per TLS version negotiated with the MX, per address family";
     TLSRPT_SESSIONS = "mta_sts_tlsrpt_sessions", Counter, Default, "domain, policy_type, result", "Sessions senders reported in accepted TLS-RPT reports, by policy type and result (success or the RFC 8460 result type); persisted in the state file";
     TLSRPT_REPORTS = "mta_sts_tlsrpt_reports", Counter, Default, "domain, reporter", "TLS-RPT reports accepted, by reporting organization (beyond tlsrpt.top_reporters: other)";
     TLSRPT_LAST_REPORT = "mta_sts_tlsrpt_last_report_timestamp_seconds", Gauge, Default, "domain, reporter", "End (Unix time) of the date range of the reporter's newest accepted report";
@@ -139,6 +139,8 @@ pub const MX_FINDING_CODES: &[Code] = &[
     Code::MxCertNotYetValid,
     Code::MxCertNameMismatch,
     Code::MxCertUntrusted,
+    Code::MxIpv6Broken,
+    Code::MxNoPublicAddress,
 ];
 
 /// Names of the sets [`Selection::parse`] accepts besides family names.
@@ -397,12 +399,77 @@ struct MxFacts<'a> {
     probe_known: bool,
     /// At least one address was probed.
     probed: bool,
+    cert_not_after: Option<i64>,
+    /// The detailed probe facts per address family of the probed addresses; one entry under
+    /// `None` (no `family` label) when no address was probed.
+    families: BTreeMap<Option<Family>, FamilyFacts<'a>>,
+    /// Finding codes, each with the family of the addresses it holds at (`None`: not tied to
+    /// an address, such as `mx_no_address`).
+    findings: BTreeSet<(Code, Option<Family>)>,
+}
+
+/// What the probes of one MX's addresses of one family showed.
+struct FamilyFacts<'a> {
     starttls: bool,
     outcome: &'static str,
-    cert_not_after: Option<i64>,
     cert_valid: bool,
     versions: BTreeSet<&'a str>,
-    findings: BTreeSet<Code>,
+}
+
+/// One per-MX gauge family, labelled by `mx` only.
+fn mx_gauge(
+    e: &mut DescriptorEncoder,
+    sel: Selection,
+    def: &MetricDef,
+    facts: &BTreeMap<&str, MxFacts<'_>>,
+    value: &dyn Fn(&MxFacts<'_>) -> Option<f64>,
+) -> Result<(), fmt::Error> {
+    if !sel.contains(def) {
+        return Ok(());
+    }
+    let mut family = e.encode_descriptor(def.name, &help(def), None, def.kind)?;
+    for (mx, facts) in facts {
+        if let Some(v) = value(facts) {
+            family.encode_family(&[("mx", *mx)])?.encode_gauge(&v)?;
+        }
+    }
+    Ok(())
+}
+
+/// The `family` label of per-address facts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Family {
+    Ipv4,
+    Ipv6,
+}
+
+impl Family {
+    pub fn of(address: std::net::IpAddr) -> Family {
+        match address {
+            std::net::IpAddr::V4(_) => Family::Ipv4,
+            std::net::IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some() => Family::Ipv4,
+            std::net::IpAddr::V6(_) => Family::Ipv6,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Family::Ipv4 => "ipv4",
+            Family::Ipv6 => "ipv6",
+        }
+    }
+}
+
+/// `labels` with `("family", ...)` appended when the fact is tied to one family.
+fn with_family<'a, const N: usize>(
+    labels: [(&'a str, &'a str); N],
+    family: Option<Family>,
+) -> Vec<(&'a str, &'a str)> {
+    let mut labels = labels.to_vec();
+    if let Some(family) = family {
+        labels.push(("family", family.as_str()));
+    }
+    labels
 }
 
 type Entries = Vec<(String, crate::store::DomainEntry)>;
@@ -612,38 +679,39 @@ impl prometheus_client::collector::Collector for Exposition {
                 }
             }
         }
-        let mx_family = |e: &mut DescriptorEncoder,
-                         def: &MetricDef,
-                         value: &dyn Fn(&MxFacts<'_>) -> Option<f64>|
-         -> Result<(), fmt::Error> {
-            if !sel.contains(def) {
-                return Ok(());
-            }
-            let mut family = e.encode_descriptor(def.name, &help(def), None, def.kind)?;
-            for (mx, facts) in &mx_facts {
-                if let Some(v) = value(facts) {
-                    family.encode_family(&[("mx", *mx)])?.encode_gauge(&v)?;
-                }
-            }
-            Ok(())
-        };
-        mx_family(e, &MX_CERT_NOT_AFTER, &|f| {
+        mx_gauge(e, sel, &MX_CERT_NOT_AFTER, &mx_facts, &|f| {
             f.cert_not_after.map(|t| t as f64)
         })?;
         if sel.contains(&MX_FINDING) {
             let mut family =
                 e.encode_descriptor(MX_FINDING.name, &help(&MX_FINDING), None, MX_FINDING.kind)?;
             for (mx, facts) in &mx_facts {
-                for code in &facts.findings {
+                for (code, fam) in &facts.findings {
                     family
-                        .encode_family(&[("mx", *mx), ("code", code.as_str())])?
+                        .encode_family(&with_family([("mx", *mx), ("code", code.as_str())], *fam))?
                         .encode_gauge(&1.0)?;
                 }
             }
         }
-        mx_family(e, &MX_STARTTLS, &|f| {
-            f.probe_known.then(|| bool_value(f.starttls))
-        })?;
+        let probe_known = || mx_facts.iter().filter(|(_, f)| f.probe_known);
+        let per_family = |e: &mut DescriptorEncoder,
+                          def: &MetricDef,
+                          value: &dyn Fn(&FamilyFacts<'_>) -> f64|
+         -> Result<(), fmt::Error> {
+            if !sel.contains(def) {
+                return Ok(());
+            }
+            let mut family = e.encode_descriptor(def.name, &help(def), None, def.kind)?;
+            for (mx, facts) in probe_known() {
+                for (fam, f) in &facts.families {
+                    family
+                        .encode_family(&with_family([("mx", *mx)], *fam))?
+                        .encode_gauge(&value(f))?;
+                }
+            }
+            Ok(())
+        };
+        per_family(e, &MX_STARTTLS, &|f| bool_value(f.starttls))?;
         if sel.contains(&MX_PROBE_OUTCOME) {
             let mut family = e.encode_descriptor(
                 MX_PROBE_OUTCOME.name,
@@ -651,15 +719,15 @@ impl prometheus_client::collector::Collector for Exposition {
                 None,
                 MX_PROBE_OUTCOME.kind,
             )?;
-            for (mx, facts) in mx_facts.iter().filter(|(_, f)| f.probe_known) {
-                family
-                    .encode_family(&[("mx", *mx), ("outcome", facts.outcome)])?
-                    .encode_gauge(&1.0)?;
+            for (mx, facts) in probe_known() {
+                for (fam, f) in &facts.families {
+                    family
+                        .encode_family(&with_family([("mx", *mx), ("outcome", f.outcome)], *fam))?
+                        .encode_gauge(&1.0)?;
+                }
             }
         }
-        mx_family(e, &MX_CERT_VALID, &|f| {
-            f.probe_known.then(|| bool_value(f.cert_valid))
-        })?;
+        per_family(e, &MX_CERT_VALID, &|f| bool_value(f.cert_valid))?;
         if sel.contains(&MX_TLS_VERSION) {
             let mut family = e.encode_descriptor(
                 MX_TLS_VERSION.name,
@@ -668,10 +736,15 @@ impl prometheus_client::collector::Collector for Exposition {
                 MX_TLS_VERSION.kind,
             )?;
             for (mx, facts) in &mx_facts {
-                for version in &facts.versions {
-                    family
-                        .encode_family(&[("mx", *mx), ("version", *version)])?
-                        .encode_gauge(&1.0)?;
+                for (fam, f) in &facts.families {
+                    for version in &f.versions {
+                        family
+                            .encode_family(&with_family(
+                                [("mx", *mx), ("version", *version)],
+                                *fam,
+                            ))?
+                            .encode_gauge(&1.0)?;
+                    }
                 }
             }
         }
@@ -858,13 +931,29 @@ fn merge_mx<'a>(
     host: &'a MxHostReport,
     report: &DomainReport,
 ) {
-    let findings: BTreeSet<Code> = report
+    // The families of the probed addresses: a finding that holds at every address (reported
+    // without one) holds in each of them.
+    let probed: BTreeSet<Family> = host.probes.iter().map(|p| Family::of(p.address)).collect();
+    let mut findings: BTreeSet<(Code, Option<Family>)> = BTreeSet::new();
+    for f in report
         .findings
         .iter()
         .filter(|f| f.host.as_deref() == Some(host.name.as_str()))
-        .map(|f| f.code)
-        .filter(|code| MX_FINDING_CODES.contains(code))
-        .collect();
+        .filter(|f| MX_FINDING_CODES.contains(&f.code))
+    {
+        match (f.code, f.address) {
+            (Code::MxIpv6Broken, _) => {
+                findings.insert((f.code, Some(Family::Ipv6)));
+            }
+            (_, Some(address)) => {
+                findings.insert((f.code, Some(Family::of(address))));
+            }
+            (_, None) if probed.is_empty() => {
+                findings.insert((f.code, None));
+            }
+            (_, None) => findings.extend(probed.iter().map(|fam| (f.code, Some(*fam)))),
+        }
+    }
     let probe_known = !host.probes.is_empty() || host.starttls().is_some();
     if !probe_known && findings.is_empty() {
         return;
@@ -874,38 +963,56 @@ fn merge_mx<'a>(
             return;
         }
     }
-    let outcome = host
-        .probes
-        .iter()
-        .map(|p| ProbeOutcome::of(&p.outcome))
-        .find(|o| *o != ProbeOutcome::Ok)
-        .unwrap_or(if host.probes.is_empty() {
-            ProbeOutcome::NoAddress
-        } else {
-            ProbeOutcome::Ok
-        })
-        .as_str();
     let cert_not_after = host
         .probes
         .iter()
         .filter_map(|p| p.tls.as_ref()?.leaf.as_ref().map(|l| l.not_after))
         .min();
-    let versions = host
-        .probes
-        .iter()
-        .filter_map(|p| p.tls.as_ref()?.version.as_deref())
-        .collect();
+    let mut families = BTreeMap::new();
+    if host.probes.is_empty() {
+        families.insert(
+            None,
+            FamilyFacts {
+                starttls: host.starttls() == Some(true),
+                outcome: ProbeOutcome::NoAddress.as_str(),
+                cert_valid: host.cert_valid() == Some(true),
+                versions: BTreeSet::new(),
+            },
+        );
+    }
+    for family in &probed {
+        let probes: Vec<&crate::probe::smtp::SmtpProbe> = host
+            .probes
+            .iter()
+            .filter(|p| Family::of(p.address) == *family)
+            .map(|p| p.as_ref())
+            .collect();
+        families.insert(
+            Some(*family),
+            FamilyFacts {
+                starttls: probes.iter().all(|p| p.starttls_ok()),
+                outcome: probes
+                    .iter()
+                    .map(|p| ProbeOutcome::of(&p.outcome))
+                    .find(|o| *o != ProbeOutcome::Ok)
+                    .unwrap_or(ProbeOutcome::Ok)
+                    .as_str(),
+                cert_valid: probes.iter().all(|p| p.starttls_ok() && p.cert_valid()),
+                versions: probes
+                    .iter()
+                    .filter_map(|p| p.tls.as_ref()?.version.as_deref())
+                    .collect(),
+            },
+        );
+    }
     facts.insert(
         host.name.as_str(),
         MxFacts {
             checked_at: report.checked_at,
             probe_known,
             probed: !host.probes.is_empty(),
-            starttls: host.starttls() == Some(true),
-            outcome,
             cert_not_after,
-            cert_valid: host.cert_valid() == Some(true),
-            versions,
+            families,
             findings,
         },
     );

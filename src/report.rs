@@ -198,9 +198,11 @@ pub struct PolicyReport {
     /// The parsed policy, when valid.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub policy: Option<Box<Policy>>,
-    /// The same fetch from the policy host's IPv6 addresses alone, when it has both families.
+    /// When the policy host has addresses of both families: the same fetch from the family
+    /// `fetch` did not use (IPv6, or IPv4 when only the IPv6 fetch worked). Its `address` says
+    /// which.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub fetch_ipv6: Option<Box<PolicyFetch>>,
+    pub fetch_other_family: Option<Box<PolicyFetch>>,
     /// Lower-case hex SHA-256 of the body as served.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub body_sha256: Option<String>,
@@ -470,7 +472,7 @@ impl DomainReport {
             policy: PolicyReport {
                 status: PolicyStatus::NotFetched,
                 fetch: None,
-                fetch_ipv6: None,
+                fetch_other_family: None,
                 line_ending: None,
                 policy: None,
                 body_sha256: None,

@@ -32,9 +32,9 @@ pub struct Observations {
     /// The policy host, looked up and fetched whether or not a record advertises it (a policy
     /// served without a record is worth reporting).
     pub policy: PolicyObservation,
-    /// The same fetch over the policy host's other address family, when it has both (the main
-    /// fetch goes to the first address, IPv4 first): a broken AAAA is met first by senders that
-    /// prefer IPv6.
+    /// When the policy host has addresses of both families, `policy` is the fetch from its IPv4
+    /// addresses and this the same fetch from its IPv6 ones: a broken AAAA is met first by
+    /// senders that prefer IPv6, a broken A by the many senders without IPv6.
     pub policy_other_family: Option<Box<PolicyFetch>>,
     /// The most preferred MX hosts, at most `max_mx`, in preference order (empty unless the
     /// MX lookup found hosts).
@@ -132,29 +132,27 @@ impl Gatherer<'_> {
         .await
     }
 
-    /// The policy fetch from the host's addresses (IPv4 first, as resolved), and, when the
-    /// host has addresses of both families, the same fetch from the IPv6 ones alone, run
-    /// together.
+    /// The policy fetch from the host's addresses. When the host has addresses of both
+    /// families, one fetch per family, run together: the IPv4 one first, the IPv6 one second
+    /// (the judge takes the one that worked, and names the family that did not).
     async fn policy(&self, domain: &DomainName) -> (PolicyObservation, Option<Box<PolicyFetch>>) {
         let host = domain.policy_host();
         let addresses = match self.dns.addresses(&host, self.settings.families).await {
             Lookup::Found(addresses) => addresses,
             other => return (PolicyObservation::Unresolved(other), None),
         };
-        let v6: Vec<IpAddr> = addresses.iter().copied().filter(IpAddr::is_ipv6).collect();
-        let dual = !v6.is_empty() && v6.len() < addresses.len();
+        let (v6, v4): (Vec<IpAddr>, Vec<IpAddr>) =
+            addresses.iter().copied().partition(IpAddr::is_ipv6);
         let settings = &self.settings.fetch;
-        let main = fetch_policy_at(self.tls, domain, &addresses, settings);
-        let other = async {
-            match dual {
-                true => Some(Box::new(
-                    fetch_policy_at(self.tls, domain, &v6, settings).await,
-                )),
-                false => None,
-            }
-        };
-        let (main, other) = tokio::join!(main, other);
-        (PolicyObservation::Fetched(Box::new(main)), other)
+        if v4.is_empty() || v6.is_empty() {
+            let only = fetch_policy_at(self.tls, domain, &addresses, settings).await;
+            return (PolicyObservation::Fetched(Box::new(only)), None);
+        }
+        let (v4, v6) = tokio::join!(
+            fetch_policy_at(self.tls, domain, &v4, settings),
+            fetch_policy_at(self.tls, domain, &v6, settings)
+        );
+        (PolicyObservation::Fetched(Box::new(v4)), Some(Box::new(v6)))
     }
 
     /// Looks up one MX host's addresses and probes those we may, each probe cut off at

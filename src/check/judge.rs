@@ -37,6 +37,8 @@ pub struct JudgeSettings {
     pub max_mx: usize,
     /// The check's deadline, named in `check_timed_out` findings.
     pub check_timeout: Duration,
+    /// The address families looked up (a host "without an address" has none of these).
+    pub families: crate::probe::dns::Families,
 }
 
 /// The report for `observations` at `now` (unix seconds).
@@ -55,8 +57,9 @@ pub fn judge(observations: Observations, settings: &JudgeSettings, now: i64) -> 
     let record = record_stage(&domain, record, &mut findings);
     let tlsrpt = tlsrpt_stage(&domain, tlsrpt, &mut findings);
     let policy_timed_out = matches!(policy, PolicyObservation::TimedOut);
+    let (policy, other_family) = choose_family(policy, policy_other_family);
     let mut policy = policy_stage(&domain, &record, policy, settings, now, &mut findings);
-    family_stage(&mut policy, policy_other_family, &record, &mut findings);
+    family_stage(&mut policy, other_family, &record, &mut findings);
     let mut mx = mx_stage(mx, hosts, settings, now, &mut findings);
     coverage_stage(&policy, &mut mx, &mut findings);
     let has_policy = policy.policy.is_some();
@@ -168,7 +171,7 @@ fn policy_stage(
     let mut report = PolicyReport {
         status: PolicyStatus::NotFetched,
         fetch: None,
-        fetch_ipv6: None,
+        fetch_other_family: None,
         line_ending: None,
         policy: None,
         body_sha256: None,
@@ -280,45 +283,113 @@ fn policy_stage(
     report
 }
 
-/// The policy fetch over IPv6 alone, when the host has both families: a fault there that the
-/// main fetch did not meet is a broken AAAA (or IPv6 path), met first by IPv6-preferring senders.
+/// What "no address" means when the exporter looks up one family only (ip_families).
+fn families_asked(families: crate::probe::dns::Families) -> &'static str {
+    match (families.ipv4, families.ipv6) {
+        (true, false) => " (A only: this exporter does not look up AAAA, ip_families)",
+        (false, true) => " (AAAA only: this exporter does not look up A, ip_families)",
+        _ => "",
+    }
+}
+
+/// The policy host's second family, when it has both: which family the fetch judged as the
+/// policy came from, and the other family's fetch.
+struct OtherFamily {
+    /// The fetch judged as the policy came from IPv6 (the IPv4 one failed where it worked).
+    main_is_ipv6: bool,
+    fetch: Box<crate::probe::https::PolicyFetch>,
+}
+
+/// A fetch that gave a policy a sender can use: a body served correctly, certificate valid.
+fn fetch_usable(fetch: &crate::probe::https::PolicyFetch) -> bool {
+    fetch.usable_body().is_some()
+        && fetch
+            .tls
+            .as_ref()
+            .and_then(|t| t.verdict.as_ref())
+            .is_some_and(|v| v.is_valid())
+}
+
+/// With both families fetched (IPv4 in `policy`, IPv6 in `other`), the policy is what a sender
+/// able to use either gets: the IPv4 fetch when it worked, else the IPv6 one when that worked,
+/// else the IPv4 one's failure.
+fn choose_family(
+    policy: PolicyObservation,
+    other: Option<Box<crate::probe::https::PolicyFetch>>,
+) -> (PolicyObservation, Option<OtherFamily>) {
+    let Some(v6) = other else {
+        return (policy, None);
+    };
+    match policy {
+        PolicyObservation::Fetched(v4) if !fetch_usable(&v4) && fetch_usable(&v6) => (
+            PolicyObservation::Fetched(v6),
+            Some(OtherFamily {
+                main_is_ipv6: true,
+                fetch: v4,
+            }),
+        ),
+        policy => (
+            policy,
+            Some(OtherFamily {
+                main_is_ipv6: false,
+                fetch: v6,
+            }),
+        ),
+    }
+}
+
+/// The fetch over the policy host's other family, when it has both: a fault there that the
+/// fetch judged as the policy did not meet is a broken AAAA (met first by senders that prefer
+/// IPv6) or a broken A (met by every sender without IPv6).
 fn family_stage(
     policy: &mut PolicyReport,
-    other: Option<Box<crate::probe::https::PolicyFetch>>,
+    other: Option<OtherFamily>,
     record: &RecordReport,
     findings: &mut Findings,
 ) {
-    let Some(other) = other else {
+    let Some(OtherFamily {
+        main_is_ipv6,
+        fetch: other,
+    }) = other
+    else {
         return;
     };
     let main_ok = policy
         .fetch
         .as_ref()
         .is_some_and(|f| f.usable_body().is_some());
-    let other_ok = other.usable_body().is_some()
-        && other
-            .tls
-            .as_ref()
-            .and_then(|t| t.verdict.as_ref())
-            .is_some_and(|v| v.is_valid());
-    if record.status != RecordStatus::Missing && main_ok && !other_ok {
+    if record.status != RecordStatus::Missing && main_ok && !fetch_usable(&other) {
         let why = fetch_findings(&other)
             .into_iter()
             .next()
             .map(|f| f.message.into_owned())
             .unwrap_or_else(|| "its certificate is not valid".to_string());
+        let (code, works, fails, who) = match main_is_ipv6 {
+            false => (
+                Code::PolicyHostIpv6Broken,
+                "IPv4",
+                "IPv6",
+                "senders that prefer IPv6 cannot fetch it",
+            ),
+            true => (
+                Code::PolicyHostIpv4Broken,
+                "IPv6",
+                "IPv4",
+                "senders without IPv6 cannot fetch it",
+            ),
+        };
         findings.push(
             Finding::new(
-                Code::PolicyHostIpv6Broken,
+                code,
                 format!(
-                    "{} serves the policy over IPv4, but not over IPv6 ({}): senders that prefer IPv6 cannot fetch it",
-                    other.host, why
+                    "{} serves the policy over {works}, but not over {fails} ({why}): {who}",
+                    other.host
                 ),
             )
             .with_host(other.host.clone()),
         );
     }
-    policy.fetch_ipv6 = Some(other);
+    policy.fetch_other_family = Some(other);
 }
 
 fn mx_stage(
@@ -412,8 +483,9 @@ fn mx_host(
                 Finding::new(
                     Code::MxNoAddress,
                     format!(
-                        "the MX host {} has no address record, so no mail can be delivered to it",
-                        host.name
+                        "the MX host {} has no address record{}, so no mail can be delivered to it",
+                        host.name,
+                        families_asked(settings.families)
                     ),
                 )
                 .with_host(&host.name),
@@ -531,7 +603,7 @@ fn mx_host(
     findings.extend(probe_findings(&host.name, &probed, settings, now));
     let (v6, v4): (Vec<&Arc<SmtpProbe>>, Vec<&Arc<SmtpProbe>>) =
         probed.iter().partition(|p| p.address.is_ipv6());
-    let ok = |p: &&Arc<SmtpProbe>| p.starttls_ok() && cert_valid(p);
+    let ok = |p: &&Arc<SmtpProbe>| p.starttls_ok() && p.cert_valid();
     if !v4.is_empty() && !v6.is_empty() && v4.iter().all(ok) && !v6.iter().any(ok) {
         let failing: Vec<String> = v6.iter().map(|p| p.address.to_string()).collect();
         findings.push(
@@ -548,7 +620,7 @@ fn mx_host(
     }
     host.transport = if probed.iter().any(|p| !p.starttls_ok()) {
         HostTransport::StarttlsFailed
-    } else if probed.iter().any(|p| !cert_valid(p)) {
+    } else if probed.iter().any(|p| !p.cert_valid()) {
         HostTransport::CertInvalid
     } else if abandoned || probed.is_empty() {
         HostTransport::TimedOut
@@ -557,14 +629,6 @@ fn mx_host(
     };
     host.probes = probed;
     host
-}
-
-fn cert_valid(probe: &SmtpProbe) -> bool {
-    probe
-        .tls
-        .as_ref()
-        .and_then(|t| t.verdict.as_ref())
-        .is_some_and(|v| v.is_valid())
 }
 
 /// Transport and certificate findings for every probed address of one MX host. A finding that
@@ -766,6 +830,7 @@ mod tests {
             cert_warning: Duration::from_secs(14 * 86_400),
             max_mx: 20,
             check_timeout: Duration::from_secs(300),
+            families: crate::probe::dns::Families::default(),
         }
     }
 
@@ -1672,7 +1737,19 @@ mod tests {
         v6.body = None;
         obs.policy_other_family = Some(Box::new(v6));
         let report = run(obs);
-        assert!(report.policy.fetch_ipv6.is_some());
+        assert!(report.policy.fetch_other_family.is_some());
+        add(&report);
+        // The other way round: IPv4 fails at the policy host, IPv6 serves the policy.
+        let mut obs = observations(POLICY, vec![healthy_mx()]);
+        if let PolicyObservation::Fetched(fetch) = &mut obs.policy {
+            fetch.outcome = FetchOutcome::ConnectRefused;
+            fetch.body = None;
+        }
+        let mut v6 = fetch(POLICY);
+        v6.address = Some("2001:db8::1".parse().unwrap());
+        obs.policy_other_family = Some(Box::new(v6));
+        let report = run(obs);
+        assert!(report.policy.policy.is_some(), "{:#?}", report.findings);
         add(&report);
         for lookup in [Lookup::NxDomain, Lookup::Failed(LookupFailure::Refused)] {
             let mut obs = observations(POLICY, vec![healthy_mx()]);

@@ -54,6 +54,7 @@ impl CheckSettings {
             cert_warning: self.cert_warning,
             max_mx: self.max_mx,
             check_timeout: self.check_timeout,
+            families: self.families,
         }
     }
 }

@@ -132,6 +132,14 @@ impl SmtpProbe {
     pub fn starttls_ok(&self) -> bool {
         self.outcome == SmtpOutcome::Ok
     }
+
+    /// The certificate presented was judged valid (trusted, for the name, in date).
+    pub fn cert_valid(&self) -> bool {
+        self.tls
+            .as_ref()
+            .and_then(|t| t.verdict.as_ref())
+            .is_some_and(|v| v.is_valid())
+    }
 }
 
 /// The step of the SMTP dialog that was waited for.

@@ -82,7 +82,7 @@ fn families_are_included_and_excluded_by_name() {
         &store,
         Selection::parse(["mta_sts_mx_starttls"], []).unwrap(),
     );
-    assert!(with_starttls.contains("mta_sts_mx_starttls{mx=\"mx.healthy.test\"} 1"));
+    assert!(with_starttls.contains("mta_sts_mx_starttls{mx=\"mx.healthy.test\",family=\"ipv4\"} 1"));
     assert!(!with_starttls.contains("mta_sts_mx_cert_valid"));
 
     let without = render(

@@ -212,17 +212,23 @@ async fn serves_metrics_api_and_reloads() {
         Some(1.0)
     );
     assert_eq!(
-        sample(&m, "mta_sts_mx_starttls{mx=\"mx.shared.test\"}"),
-        Some(1.0)
-    );
-    assert_eq!(
-        sample(&m, "mta_sts_mx_cert_valid{mx=\"mx.shared.test\"}"),
+        sample(
+            &m,
+            "mta_sts_mx_starttls{mx=\"mx.shared.test\",family=\"ipv4\"}"
+        ),
         Some(1.0)
     );
     assert_eq!(
         sample(
             &m,
-            "mta_sts_mx_tls_version_info{mx=\"mx.shared.test\",version=\"TLSv1.3\"}"
+            "mta_sts_mx_cert_valid{mx=\"mx.shared.test\",family=\"ipv4\"}"
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &m,
+            "mta_sts_mx_tls_version_info{mx=\"mx.shared.test\",version=\"TLSv1.3\",family=\"ipv4\"}"
         ),
         Some(1.0)
     );
@@ -245,7 +251,7 @@ async fn serves_metrics_api_and_reloads() {
     );
     // MX facts are exported once per MX
     assert_eq!(
-        m.matches("mta_sts_mx_starttls{mx=\"mx.shared.test\"}")
+        m.matches("mta_sts_mx_starttls{mx=\"mx.shared.test\",family=\"ipv4\"}")
             .count(),
         1
     );
@@ -272,7 +278,10 @@ async fn serves_metrics_api_and_reloads() {
     .unwrap();
     assert!(expired_at < mta_sts_exporter::clock::unix_now() as f64);
     assert_eq!(
-        sample(&m, "mta_sts_mx_cert_valid{mx=\"mx.expired.test\"}"),
+        sample(
+            &m,
+            "mta_sts_mx_cert_valid{mx=\"mx.expired.test\",family=\"ipv4\"}"
+        ),
         Some(0.0)
     );
     assert_eq!(sample(&m, "mta_sts_finding{domain=\"expired.test\",code=\"mx_cert_expired\",severity=\"critical\"}"), Some(1.0));
@@ -377,7 +386,7 @@ async fn serves_metrics_api_and_reloads() {
     assert_eq!(
         sample(
             &m,
-            "mta_sts_mx_finding{mx=\"mx.expired.test\",code=\"mx_cert_expired\"}"
+            "mta_sts_mx_finding{mx=\"mx.expired.test\",code=\"mx_cert_expired\",family=\"ipv4\"}"
         ),
         Some(1.0)
     );

@@ -182,15 +182,21 @@ impl DnsBuilder {
         self
     }
 
-    /// Binds UDP and TCP on one free 127.0.0.1 port and starts serving.
+    /// Binds UDP and TCP on one free port of 127.0.0.1 and of ::1 and starts serving.
     pub async fn start(self) -> FakeDns {
         let queries = Arc::new(AtomicUsize::new(0));
         let zone = Zone::new(self, queries.clone());
-        let (udp, tcp) = bind_pair().await;
+        let (udp, tcp, v6) = bind_pair().await;
         let addr = udp.local_addr().expect("bound UDP socket has an address");
         let mut server = Server::new(zone);
         server.register_socket(udp);
         server.register_listener(tcp, Duration::from_secs(5), 64);
+        let addr_v6 = v6.map(|(udp, tcp)| {
+            let addr = udp.local_addr().expect("bound UDP socket has an address");
+            server.register_socket(udp);
+            server.register_listener(tcp, Duration::from_secs(5), 64);
+            addr
+        });
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             // A dropped sender also ends the wait; Drop aborts the task anyway.
@@ -199,6 +205,7 @@ impl DnsBuilder {
         });
         FakeDns {
             addr,
+            addr_v6,
             queries,
             stop: Some(stop),
             task,
@@ -211,6 +218,8 @@ impl DnsBuilder {
 pub struct FakeDns {
     /// UDP and TCP, same port, on 127.0.0.1.
     pub addr: SocketAddr,
+    /// The same on ::1 (None where the machine has no IPv6 loopback).
+    pub addr_v6: Option<SocketAddr>,
     queries: Arc<AtomicUsize>,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
@@ -488,18 +497,27 @@ fn send(
     })
 }
 
-/// A UDP socket and a TCP listener on the same free port of 127.0.0.1.
-async fn bind_pair() -> (UdpSocket, TcpListener) {
-    for _ in 0..20 {
+/// A UDP socket and a TCP listener on the same free port of 127.0.0.1, and the same port on ::1
+/// when the machine has an IPv6 loopback address.
+async fn bind_pair() -> (UdpSocket, TcpListener, Option<(UdpSocket, TcpListener)>) {
+    let ipv6 = std::net::UdpSocket::bind("[::1]:0").is_ok();
+    for _ in 0..50 {
         let udp = UdpSocket::bind("127.0.0.1:0")
             .await
             .expect("bind UDP on 127.0.0.1");
         let addr = udp.local_addr().expect("bound UDP socket has an address");
-        if let Ok(tcp) = TcpListener::bind(addr).await {
-            return (udp, tcp);
+        let Ok(tcp) = TcpListener::bind(addr).await else {
+            continue;
+        };
+        if !ipv6 {
+            return (udp, tcp, None);
+        }
+        let v6 = SocketAddr::new(Ipv6Addr::LOCALHOST.into(), addr.port());
+        if let (Ok(udp6), Ok(tcp6)) = (UdpSocket::bind(v6).await, TcpListener::bind(v6).await) {
+            return (udp, tcp, Some((udp6, tcp6)));
         }
     }
-    panic!("no 127.0.0.1 port free for both UDP and TCP after 20 tries");
+    panic!("no port free for UDP and TCP on 127.0.0.1 and ::1 after 50 tries");
 }
 
 /// The index form of a name: lower-case, no trailing dot.

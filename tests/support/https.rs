@@ -1,6 +1,8 @@
-//! A fake HTTPS policy server: one listener on 127.0.0.1:0 serving any number of policy hosts,
-//! choosing the certificate by SNI and the reply by Host header. It records the client hellos
-//! and requests it saw, and stops when dropped.
+//! A fake HTTPS policy server: listeners on 127.0.0.1 and [::1] (one port for both) serving any
+//! number of policy hosts, choosing the certificate by SNI and the reply by Host header. Its IPv6
+//! side can be left out or misconfigured ([`Ipv6Side`]), as a real server's often is. It records
+//! the client hellos and requests it saw (with the address each request came in on), and stops
+//! when dropped.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -93,6 +95,8 @@ pub struct SeenRequest {
     pub host: String,
     /// Every header, lower-case names, values lossily decoded.
     pub headers: Vec<(String, String)>,
+    /// The server address the connection came in on (127.0.0.1 or ::1).
+    pub local: SocketAddr,
 }
 
 impl SeenRequest {
@@ -104,14 +108,34 @@ impl SeenRequest {
     }
 }
 
+/// What the server does on [::1].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Ipv6Side {
+    /// Serves exactly as on 127.0.0.1.
+    #[default]
+    Same,
+    /// Nothing listens on [::1] at the port (the AAAA points where no web server is).
+    Off,
+    /// Listens, but presents the default certificate to every name (an IPv6 virtual host that
+    /// was never given the site's certificate).
+    DefaultCert,
+}
+
 /// Builds a [`PolicyServer`].
 #[derive(Default)]
 pub struct HttpsBuilder {
     hosts: HashMap<String, (Option<Leaf>, Reply)>,
     default_cert: Option<Leaf>,
+    ipv6: Ipv6Side,
 }
 
 impl HttpsBuilder {
+    /// What the server does on [::1] (`Same` unless set).
+    pub fn ipv6(mut self, side: Ipv6Side) -> Self {
+        self.ipv6 = side;
+        self
+    }
+
     /// Serve `reply` for `host` ("mta-sts.example.test"), presenting `leaf` to SNI `host`.
     pub fn host(mut self, host: &str, leaf: &Leaf, reply: Reply) -> Self {
         self.hosts
@@ -167,24 +191,53 @@ impl HttpsBuilder {
             requests: Mutex::new(Vec::new()),
             hellos: Arc::new(Mutex::new(Vec::new())),
         });
-        let resolver = SniResolver {
-            by_name,
-            default,
-            hellos: shared.hellos.clone(),
+        let provider = Arc::new(provider);
+        let acceptor = |by_name: HashMap<String, Arc<CertifiedKey>>| {
+            let resolver = SniResolver {
+                by_name,
+                default: default.clone(),
+                hellos: shared.hellos.clone(),
+            };
+            let mut config = rustls::ServerConfig::builder_with_provider(provider.clone())
+                .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+                .expect("protocol versions")
+                .with_no_client_auth()
+                .with_cert_resolver(Arc::new(resolver));
+            config.alpn_protocols = vec![b"http/1.1".to_vec()];
+            TlsAcceptor::from(Arc::new(config))
         };
-        let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(provider))
-            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-            .expect("protocol versions")
-            .with_no_client_auth()
-            .with_cert_resolver(Arc::new(resolver));
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        let acceptor = TlsAcceptor::from(Arc::new(config));
+        let v4_acceptor = acceptor(by_name.clone());
+        let v6_acceptor = match self.ipv6 {
+            Ipv6Side::DefaultCert => acceptor(HashMap::new()),
+            _ => v4_acceptor.clone(),
+        };
 
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("local address");
-        let task = tokio::spawn(accept_loop(listener, acceptor, shared.clone()));
+        let (v4, v6) = bind_pair(self.ipv6 != Ipv6Side::Off).await;
+        let addr = v4.local_addr().expect("local address");
+        let mut tasks = JoinSet::new();
+        tasks.spawn(accept_loop(v4, v4_acceptor, shared.clone()));
+        if let Some(v6) = v6 {
+            tasks.spawn(accept_loop(v6, v6_acceptor, shared.clone()));
+        }
+        let task = tokio::spawn(async move { while tasks.join_next().await.is_some() {} });
         PolicyServer { addr, shared, task }
     }
+}
+
+/// A listener on 127.0.0.1 and, when `ipv6`, one on [::1] at the same port (tried on fresh
+/// ports until both bind).
+pub async fn bind_pair(ipv6: bool) -> (TcpListener, Option<TcpListener>) {
+    for _ in 0..50 {
+        let v4 = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        if !ipv6 {
+            return (v4, None);
+        }
+        let port = v4.local_addr().expect("local address").port();
+        if let Ok(v6) = TcpListener::bind(("::1", port)).await {
+            return (v4, Some(v6));
+        }
+    }
+    panic!("no port free on both 127.0.0.1 and ::1");
 }
 
 /// A running fake policy server. Dropping it stops the listener and every connection.
@@ -288,7 +341,8 @@ async fn accept_loop(listener: TcpListener, acceptor: TlsAcceptor, shared: Arc<S
             accepted = listener.accept() => match accepted {
                 Ok((tcp, _)) => {
                     shared.connections.fetch_add(1, Ordering::SeqCst);
-                    connections.spawn(serve(tcp, acceptor.clone(), shared.clone()));
+                    let Ok(local) = tcp.local_addr() else { continue };
+                    connections.spawn(serve(tcp, local, acceptor.clone(), shared.clone()));
                 }
                 Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
             },
@@ -298,20 +352,24 @@ async fn accept_loop(listener: TcpListener, acceptor: TlsAcceptor, shared: Arc<S
     }
 }
 
-async fn serve(tcp: TcpStream, acceptor: TlsAcceptor, shared: Arc<Shared>) {
+async fn serve(tcp: TcpStream, local: SocketAddr, acceptor: TlsAcceptor, shared: Arc<Shared>) {
     let Ok(tls) = acceptor.accept(tcp).await else {
         return;
     };
     let service = service_fn(move |request| {
         let shared = shared.clone();
-        async move { Ok::<_, Infallible>(respond(&shared, request).await) }
+        async move { Ok::<_, Infallible>(respond(&shared, local, request).await) }
     });
     let _ = hyper::server::conn::http1::Builder::new()
         .serve_connection(TokioIo::new(tls), service)
         .await;
 }
 
-async fn respond(shared: &Shared, request: Request<Incoming>) -> Response<FakeBody> {
+async fn respond(
+    shared: &Shared,
+    local: SocketAddr,
+    request: Request<Incoming>,
+) -> Response<FakeBody> {
     let host = request
         .headers()
         .get(HOST)
@@ -331,6 +389,7 @@ async fn respond(shared: &Shared, request: Request<Incoming>) -> Response<FakeBo
                 )
             })
             .collect(),
+        local,
     });
     let if_none_match = request
         .headers()

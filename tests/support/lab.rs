@@ -1,8 +1,10 @@
 //! A whole test world for end-to-end checks: one fake DNS server, one HTTPS policy server for
-//! every policy host, and one fake SMTP server per MX host, each MX on its own loopback address
-//! (127.0.0.x) and all on one port, so the checker's single SMTP port setting reaches them all.
+//! every policy host (on 127.0.0.1 and ::1), and one fake SMTP server per MX host, each MX on its
+//! own loopback address (127.0.1.x) and all on one port, so the checker's single SMTP port
+//! setting reaches them all. The machine has a single IPv6 loopback address, so one MX per lab
+//! can have an IPv6 side, on ::1 ([`LabBuilder::dual_stack_mx`], [`LabBuilder::ipv6_only_mx`]).
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use mta_sts_exporter::check::{CheckSettings, Checker};
 use mta_sts_exporter::probe::target::AddressPolicy;
@@ -11,7 +13,7 @@ use mta_sts_exporter::stage::cert::TrustStore;
 
 use super::certs::{Leaf, TestCa, Validity};
 use super::dns::{DnsBuilder, FakeDns};
-use super::https::{HttpsBuilder, PolicyServer, Reply};
+use super::https::{HttpsBuilder, Ipv6Side, PolicyServer, Reply};
 use super::smtp::{FakeSmtp, SmtpBehaviour};
 
 /// The policy a healthy domain serves.
@@ -28,6 +30,8 @@ pub struct LabBuilder {
     dns: DnsBuilder,
     https: HttpsBuilder,
     smtp: Vec<(Ipv4Addr, SmtpBehaviour)>,
+    /// The one MX side on ::1: (host, behaviour; None: the AAAA exists, nothing listens).
+    smtp_v6: Option<(String, Option<SmtpBehaviour>)>,
     next_ip: u32,
 }
 
@@ -38,6 +42,7 @@ impl LabBuilder {
             dns: FakeDns::builder(),
             https: PolicyServer::builder(),
             smtp: Vec::new(),
+            smtp_v6: None,
             next_ip: 0,
         }
     }
@@ -91,6 +96,64 @@ impl LabBuilder {
         self.dns(|d| d.mx(domain, preference, host).a(host, ip))
     }
 
+    /// An MX record for `domain` pointing at `host` with both families: its own 127.0.1.x
+    /// address behaving as `v4` and ::1 behaving as `v6` (None: nothing listens there). One per
+    /// lab.
+    pub fn dual_stack_mx(
+        self,
+        domain: &str,
+        preference: u16,
+        host: &str,
+        v4: Option<SmtpBehaviour>,
+        v6: Option<SmtpBehaviour>,
+    ) -> Self {
+        self.mx(domain, preference, host, v4).ipv6_side(host, v6)
+    }
+
+    /// An MX record for `domain` pointing at `host`, which has only an AAAA record (::1),
+    /// behaving as `behaviour`. One per lab.
+    pub fn ipv6_only_mx(
+        self,
+        domain: &str,
+        preference: u16,
+        host: &str,
+        behaviour: Option<SmtpBehaviour>,
+    ) -> Self {
+        self.dns(|d| d.mx(domain, preference, host))
+            .ipv6_side(host, behaviour)
+    }
+
+    fn ipv6_side(mut self, host: &str, behaviour: Option<SmtpBehaviour>) -> Self {
+        assert!(
+            self.smtp_v6.is_none(),
+            "one MX per lab can have an IPv6 side: the machine has one IPv6 loopback address"
+        );
+        self.smtp_v6 = Some((host.to_string(), behaviour));
+        self.dns(|d| d.aaaa(host, Ipv6Addr::LOCALHOST))
+    }
+
+    /// `mta-sts.<domain>` also has an AAAA record (::1); the policy server answers there as
+    /// [`LabBuilder::policy_ipv6`] says (the same as over IPv4 unless told).
+    pub fn policy_dual_stack(self, domain: &str) -> Self {
+        let host = format!("mta-sts.{domain}");
+        self.dns(|d| d.aaaa(&host, Ipv6Addr::LOCALHOST))
+    }
+
+    /// `mta-sts.<domain>` with only an AAAA record (::1), answering `reply` with a valid
+    /// certificate.
+    pub fn policy_ipv6_only(mut self, domain: &str, reply: Reply) -> Self {
+        let host = format!("mta-sts.{domain}");
+        let leaf = self.ca.leaf(&[&host], Validity::Valid);
+        self.https = self.https.host(&host, &leaf, reply);
+        self.dns(|d| d.aaaa(&host, Ipv6Addr::LOCALHOST))
+    }
+
+    /// What the policy server does on ::1 for every policy host.
+    pub fn policy_ipv6(mut self, side: Ipv6Side) -> Self {
+        self.https = self.https.ipv6(side);
+        self
+    }
+
     /// A well-behaved MX with a valid certificate for `host` from the lab CA.
     pub fn good_mx(self, domain: &str, preference: u16, host: &str) -> Self {
         let leaf = self.ca.leaf(&[host], Validity::Valid);
@@ -111,13 +174,37 @@ impl LabBuilder {
     pub async fn start(self) -> Lab {
         let dns = self.dns.start().await;
         let https = self.https.start().await;
-        // Find a port free on the first MX address, then bind every MX address on it.
+        // One port for every MX address: the ::1 side's when there is one (it binds first),
+        // else one free on the first MX address; tried again on a fresh port if taken.
         let mut smtp = Vec::new();
         let mut port = 0;
-        for (ip, behaviour) in self.smtp {
-            let server = FakeSmtp::start_on(SocketAddr::new(IpAddr::V4(ip), port), behaviour).await;
-            port = server.addr.port();
-            smtp.push(server);
+        'ports: for _ in 0..20 {
+            smtp.clear();
+            port = 0;
+            if let Some((_, Some(behaviour))) = &self.smtp_v6 {
+                let server = FakeSmtp::start_on(
+                    SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), 0),
+                    behaviour.clone(),
+                )
+                .await;
+                port = server.addr.port();
+                smtp.push(server);
+            }
+            for (ip, behaviour) in &self.smtp {
+                match FakeSmtp::try_start_on(
+                    SocketAddr::new(IpAddr::V4(*ip), port),
+                    behaviour.clone(),
+                )
+                .await
+                {
+                    Ok(server) => {
+                        port = server.addr.port();
+                        smtp.push(server);
+                    }
+                    Err(_) => continue 'ports,
+                }
+            }
+            break;
         }
         if port == 0 {
             // No MX servers: pick any port nobody listens on.

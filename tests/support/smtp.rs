@@ -1,4 +1,4 @@
-//! A scripted SMTP server on 127.0.0.1:0: each step of the STARTTLS dialog is set by an
+//! A scripted SMTP server on a loopback address (127.0.0.1:0 unless told): each step of the STARTTLS dialog is set by an
 //! `SmtpBehaviour` (after blackbox_exporter's scripted STARTTLS test). One task per
 //! connection and no threads, so a fleet simulation can run hundreds.
 
@@ -116,16 +116,24 @@ impl FakeSmtp {
         FakeSmtp::start_on("127.0.0.1:0".parse().expect("address"), behaviour).await
     }
 
-    /// Listens on `addr` (any 127.x.y.z address; port 0 picks one).
+    /// Listens on `addr` (any 127.x.y.z address, or ::1; port 0 picks one).
     pub async fn start_on(addr: SocketAddr, behaviour: SmtpBehaviour) -> FakeSmtp {
-        let listener = TcpListener::bind(addr)
+        FakeSmtp::try_start_on(addr, behaviour)
             .await
-            .expect("bind the fake SMTP server");
-        let addr = listener.local_addr().expect("local address");
+            .expect("bind the fake SMTP server")
+    }
+
+    /// [`FakeSmtp::start_on`], or the bind error (the port is taken at that address).
+    pub async fn try_start_on(
+        addr: SocketAddr,
+        behaviour: SmtpBehaviour,
+    ) -> std::io::Result<FakeSmtp> {
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
         let record = Arc::new(Record::default());
         let behaviour = Arc::new(behaviour);
         let task = tokio::spawn(accept(listener, behaviour, record.clone()));
-        FakeSmtp { addr, record, task }
+        Ok(FakeSmtp { addr, record, task })
     }
 
     /// Connections accepted so far.
