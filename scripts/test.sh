@@ -5,7 +5,8 @@
 # real Prometheus and Alertmanager against the exporter and the fleet simulator.
 #
 # Tools the non-Rust checks need are installed when missing and this runs as root with apt
-# (Debian packages prometheus and prometheus-alertmanager; a Python venv for the Helm checks);
+# (Debian packages prometheus, prometheus-alertmanager, jq, iproute2 and util-linux for a test
+# run in a network namespace; a Python venv for the Helm checks);
 # otherwise each check says what to install and fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,7 +15,7 @@ step() { printf '\n== %s\n' "$*"; }
 
 # Tools for the alert, Alertmanager and end-to-end checks (Debian packages).
 missing=()
-for pair in promtool:prometheus amtool:prometheus-alertmanager prometheus-alertmanager:prometheus-alertmanager jq:jq; do
+for pair in promtool:prometheus amtool:prometheus-alertmanager prometheus-alertmanager:prometheus-alertmanager jq:jq ip:iproute2 unshare:util-linux; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
 done
 # Two tools come from one package: each package is named (and installed) once.

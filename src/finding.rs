@@ -172,6 +172,7 @@ codes! {
     MxNoAddress => "mx_no_address", Critical, WhenEnforced;
     MxNoPublicAddress => "mx_no_public_address", Critical, WhenEnforced;
     MxIpv6Broken => "mx_ipv6_broken", Warning, Fixed;
+    UnreachableFromExporter => "unreachable_from_exporter", Warning, Fixed;
     TargetAddressForbidden => "target_address_forbidden", Warning, Fixed;
     MxConnectRefused => "mx_connect_refused", Critical, WhenEnforced;
     MxConnectTimeout => "mx_connect_timeout", Critical, WhenEnforced;
@@ -453,6 +454,7 @@ impl Code {
             Code::MxPatternUnused => ("A policy `mx` pattern matches none of the domain's MX hosts (a leftover or a typo).", "RFC 8461 §4.1", "Remove stale patterns, or check the spelling."),
             Code::MxAddressLookupFailed => ("Looking up the addresses of an MX host failed (SERVFAIL, REFUSED or timeout).", "RFC 5321 §5.1", "Check the name servers of the MX host's domain. If most domains fail alike, the exporter's own resolver is the likely cause: the message names the resolver asked (`mta_sts_exporter_blind`, docs/operations.md)."),
             Code::MxNoPublicAddress => ("Every address of an MX host is one the exporter does not connect to (loopback, private, link-local, multicast, ...): a sender on the internet cannot deliver there either. Critical in enforce mode, warning otherwise.", "RFC 5321 §5.1, mta-sts-exporter safety rule", "Publish public addresses for the MX host; for a private mail network or a lab set allow_private_targets so the exporter probes them."),
+            Code::UnreachableFromExporter => ("The machine the exporter runs on has no route to any address of this host (typically: the host is reachable over IPv6 only and the exporter's network has no IPv6), so what senders meet there is unknown. Not a fault of the domain; addresses of a family without a route are never probed or judged.", "mta-sts-exporter", "Give the exporter's network the missing family (IPv6 egress for the pod or host), or set ip_families to what it has and accept that such hosts stay unknown."),
             Code::MxIpv6Broken => ("An MX host works at its IPv4 addresses but fails at every IPv6 address (its AAAA points nowhere useful, or the IPv6 path is broken). Senders that prefer IPv6 meet the failure first; the per-address findings say how each fails.", "RFC 8461 §4.2, RFC 6724", "Fix the AAAA records of the MX host or its IPv6 listener, or remove the AAAA records."),
             Code::MxNoAddress => ("An MX host has no A or AAAA record: no mail can be delivered to it. Critical in enforce mode, warning otherwise.", "RFC 5321 §5.1", "Publish address records for the MX host or remove the MX record."),
             Code::TargetAddressForbidden => ("A host resolves to a loopback, private, link-local, CGNAT or other non-public address; the exporter does not connect there unless allowed.", "mta-sts-exporter safety rule", "Publish public addresses, or set allow_private_targets for private mail networks and labs."),

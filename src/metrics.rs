@@ -141,6 +141,7 @@ pub const MX_FINDING_CODES: &[Code] = &[
     Code::MxCertUntrusted,
     Code::MxIpv6Broken,
     Code::MxNoPublicAddress,
+    Code::UnreachableFromExporter,
 ];
 
 /// Names of the sets [`Selection::parse`] accepts besides family names.

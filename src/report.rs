@@ -301,6 +301,9 @@ pub enum HostTransport {
     LookupFailed,
     /// No probe finished by the check's deadline: unknown.
     TimedOut,
+    /// This machine has no route to any address of the host (an IPv6-only MX seen from an
+    /// exporter without IPv6): unknown.
+    Unreachable,
     /// STARTTLS with a valid certificate on every probed address.
     Valid,
     /// STARTTLS works on every probed address, but a certificate is not valid on one at least.
@@ -316,6 +319,7 @@ impl HostTransport {
         HostTransport::NoPublicAddress,
         HostTransport::LookupFailed,
         HostTransport::TimedOut,
+        HostTransport::Unreachable,
         HostTransport::Valid,
         HostTransport::CertInvalid,
         HostTransport::StarttlsFailed,
@@ -328,6 +332,7 @@ impl HostTransport {
             HostTransport::NoPublicAddress => "no_public_address",
             HostTransport::LookupFailed => "lookup_failed",
             HostTransport::TimedOut => "timed_out",
+            HostTransport::Unreachable => "unreachable",
             HostTransport::Valid => "valid",
             HostTransport::CertInvalid => "cert_invalid",
             HostTransport::StarttlsFailed => "starttls_failed",
@@ -362,9 +367,10 @@ impl HostTransport {
             | HostTransport::StarttlsFailed
             | HostTransport::NoAddress
             | HostTransport::NoPublicAddress => Delivery::Refused,
-            HostTransport::NotProbed | HostTransport::LookupFailed | HostTransport::TimedOut => {
-                Delivery::Unknown
-            }
+            HostTransport::NotProbed
+            | HostTransport::LookupFailed
+            | HostTransport::TimedOut
+            | HostTransport::Unreachable => Delivery::Unknown,
         }
     }
 }
@@ -401,6 +407,9 @@ pub enum NotProbedReason {
     /// out, behind `behind` probes of the address. Waiting for a slot does not count against
     /// the check's deadline.
     Queued { behind: usize },
+    /// This machine has no route to the address (no IPv6 egress, say): the exporter cannot
+    /// tell what senders meet there.
+    NoRoute,
 }
 
 /// The JSON of a host keeps the booleans of earlier releases next to `transport`.

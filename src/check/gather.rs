@@ -51,6 +51,20 @@ pub enum PolicyObservation {
     Fetched(Box<PolicyFetch>),
     /// The check's deadline passed before the lookup and fetch finished.
     TimedOut,
+    /// The host has addresses, but this machine has no route to any of them (no IPv6 egress
+    /// and an IPv6-only policy host): nothing fetched, and nothing known.
+    Unreachable(Vec<IpAddr>),
+}
+
+/// This machine has no route to `ip` (logged once per family).
+fn unroutable(ip: IpAddr) -> bool {
+    match crate::probe::route::no_route(ip) {
+        Some(why) => {
+            crate::probe::route::warn_once(ip, &why);
+            true
+        }
+        None => false,
+    }
 }
 
 /// One MX host: its addresses and what probing each showed.
@@ -141,11 +155,21 @@ impl Gatherer<'_> {
             Lookup::Found(addresses) => addresses,
             other => return (PolicyObservation::Unresolved(other), None),
         };
+        // Addresses this machine has no route to are left out: a failure there is the
+        // exporter's network, not the domain.
+        let routable: Vec<IpAddr> = addresses
+            .iter()
+            .copied()
+            .filter(|ip| !unroutable(*ip))
+            .collect();
+        if routable.is_empty() {
+            return (PolicyObservation::Unreachable(addresses), None);
+        }
         let (v6, v4): (Vec<IpAddr>, Vec<IpAddr>) =
-            addresses.iter().copied().partition(IpAddr::is_ipv6);
+            routable.iter().copied().partition(IpAddr::is_ipv6);
         let settings = &self.settings.fetch;
         if v4.is_empty() || v6.is_empty() {
-            let only = fetch_policy_at(self.tls, domain, &addresses, settings).await;
+            let only = fetch_policy_at(self.tls, domain, &routable, settings).await;
             return (PolicyObservation::Fetched(Box::new(only)), None);
         }
         let (v4, v6) = tokio::join!(
@@ -186,6 +210,9 @@ impl Gatherer<'_> {
                     None if permitted >= settings.max_addresses_per_mx => Err(
                         AddressObservation::NotProbed(ip, NotProbedReason::OverLimit),
                     ),
+                    None if unroutable(ip) => {
+                        Err(AddressObservation::NotProbed(ip, NotProbedReason::NoRoute))
+                    }
                     None => {
                         permitted += 1;
                         Ok(ip)

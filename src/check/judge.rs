@@ -1,6 +1,7 @@
 //! Judging: what a check's observations mean for a sender. A pure function of the
 //! observations, the settings and `now`; no I/O, no clock.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -56,7 +57,10 @@ pub fn judge(observations: Observations, settings: &JudgeSettings, now: i64) -> 
     let mut findings = Findings::new();
     let record = record_stage(&domain, record, &mut findings);
     let tlsrpt = tlsrpt_stage(&domain, tlsrpt, &mut findings);
-    let policy_timed_out = matches!(policy, PolicyObservation::TimedOut);
+    let policy_timed_out = matches!(
+        policy,
+        PolicyObservation::TimedOut | PolicyObservation::Unreachable(_)
+    );
     let (policy, other_family) = choose_family(policy, policy_other_family);
     let mut policy = policy_stage(&domain, &record, policy, settings, now, &mut findings);
     family_stage(&mut policy, other_family, &record, &mut findings);
@@ -197,6 +201,22 @@ fn policy_stage(
             }
             return report;
         }
+        PolicyObservation::Unreachable(addresses) => {
+            if advertised {
+                report.status = PolicyStatus::Unavailable;
+                findings.push(
+                    Finding::new(
+                        Code::UnreachableFromExporter,
+                        format!(
+                            "this machine has no route to any address of {host} ({}): the exporter cannot fetch the policy, so what senders get is unknown",
+                            list_addresses(&addresses)
+                        ),
+                    )
+                    .with_host(host),
+                );
+            }
+            return report;
+        }
         PolicyObservation::Unresolved(lookup) => {
             if advertised {
                 report.status = PolicyStatus::Unavailable;
@@ -281,6 +301,15 @@ fn policy_stage(
         report.status = PolicyStatus::NotFetched;
     }
     report
+}
+
+/// Addresses for a message: the first few, and how many more.
+fn list_addresses(addresses: &[IpAddr]) -> String {
+    let mut shown: Vec<String> = addresses.iter().take(4).map(IpAddr::to_string).collect();
+    if addresses.len() > 4 {
+        shown.push(format!("and {} more", addresses.len() - 4));
+    }
+    shown.join(", ")
 }
 
 /// What "no address" means when the exporter looks up one family only (ip_families).
@@ -544,6 +573,27 @@ fn mx_host(
         })
         .collect();
     let abandoned = !unfinished.is_empty();
+    let no_route: Vec<IpAddr> = host
+        .not_probed
+        .iter()
+        .filter(|n| n.reason == NotProbedReason::NoRoute)
+        .map(|n| n.address)
+        .collect();
+    if !no_route.is_empty() && forbidden.len() + no_route.len() == host.addresses.len() {
+        findings.push(
+            Finding::new(
+                Code::UnreachableFromExporter,
+                format!(
+                    "this machine has no route to any address of {} ({}) it may probe: what senders meet there is unknown",
+                    host.name,
+                    list_addresses(&no_route)
+                ),
+            )
+            .with_host(&host.name),
+        );
+        host.transport = HostTransport::Unreachable;
+        return host;
+    }
     if !forbidden.is_empty() && forbidden.len() == host.addresses.len() {
         findings.push(
             Finding::new(
@@ -1119,6 +1169,59 @@ mod tests {
     }
 
     /// Regression: an MX that was never probed counted as deliverable.
+    #[test]
+    fn addresses_without_a_route_from_here_are_not_blamed_on_the_domain() {
+        let no_route =
+            |ip: &str| AddressObservation::NotProbed(ip.parse().unwrap(), NotProbedReason::NoRoute);
+        // Dual stack seen from an exporter without IPv6: judged on IPv4 alone, no IPv6 fault.
+        let dual = host(
+            "mx.example.com",
+            ips(&["192.0.2.25", "2001:db8::25"]),
+            vec![
+                probe("mx.example.com", "192.0.2.25", SmtpOutcome::Ok),
+                no_route("2001:db8::25"),
+            ],
+        );
+        let report = run(observations(POLICY, vec![dual]));
+        assert_eq!(
+            report.verdict,
+            Verdict::EnforcedDeliverable,
+            "{:#?}",
+            report.findings
+        );
+        assert!(codes(&report).is_empty(), "{:?}", codes(&report));
+        let mx = &report.mx.hosts[0];
+        assert_eq!(mx.transport, HostTransport::Valid);
+        assert_eq!(mx.not_probed[0].reason, NotProbedReason::NoRoute);
+
+        // An IPv6-only MX from there: unknown, never refused.
+        let v6_only = host(
+            "mx.example.com",
+            ips(&["2001:db8::25"]),
+            vec![no_route("2001:db8::25")],
+        );
+        let report = run(observations(POLICY, vec![v6_only]));
+        assert_eq!(report.verdict, Verdict::Undetermined);
+        assert_eq!(codes(&report), ["unreachable_from_exporter"]);
+        assert_eq!(report.mx.hosts[0].transport, HostTransport::Unreachable);
+        assert_eq!(report.mx.hosts[0].delivery, Some(Delivery::Unknown));
+        assert!(!report.has_critical());
+
+        // An IPv6-only policy host from there: the policy is unknown, so is the verdict.
+        let mut obs = observations(POLICY, vec![healthy_mx()]);
+        obs.policy = PolicyObservation::Unreachable(vec!["2001:db8::1".parse().unwrap()]);
+        let report = run(obs);
+        assert_eq!(report.verdict, Verdict::Undetermined);
+        assert_eq!(codes(&report), ["unreachable_from_exporter"]);
+        let finding = &report.findings[0];
+        assert_eq!(finding.host.as_deref(), Some("mta-sts.example.com"));
+        assert!(
+            finding.message.contains("2001:db8::1"),
+            "{}",
+            finding.message
+        );
+    }
+
     #[test]
     fn never_probed_mx_is_not_deliverable() {
         for policy in [POLICY.to_string(), testing(POLICY)] {
@@ -1739,6 +1842,16 @@ mod tests {
         let report = run(obs);
         assert!(report.policy.fetch_other_family.is_some());
         add(&report);
+        // An IPv6-only MX seen from an exporter without IPv6.
+        let unreachable = host(
+            "mx.example.com",
+            ips(&["2001:db8::25"]),
+            vec![AddressObservation::NotProbed(
+                "2001:db8::25".parse().unwrap(),
+                NotProbedReason::NoRoute,
+            )],
+        );
+        add(&run(observations(POLICY, vec![unreachable])));
         // The other way round: IPv4 fails at the policy host, IPv6 serves the policy.
         let mut obs = observations(POLICY, vec![healthy_mx()]);
         if let PolicyObservation::Fetched(fetch) = &mut obs.policy {

@@ -8,6 +8,7 @@ pub mod cache;
 pub mod dns;
 pub mod health;
 pub mod https;
+pub mod route;
 pub mod smtp;
 pub mod target;
 pub mod tls;

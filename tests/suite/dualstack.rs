@@ -325,3 +325,106 @@ async fn the_resolver_can_be_reached_over_ipv6() {
         report.findings
     );
 }
+
+/// Runs `test` (an ignored test of this binary) in a network namespace of its own with only a
+/// loopback interface: an exporter whose network has no IPv6 (or IPv4) route beyond loopback,
+/// as in many Kubernetes clusters. Needs root, `unshare` and `ip`; without them the test says
+/// so, and fails under CI (where scripts/test.sh installs them).
+fn in_namespace_without_routes(test: &str) {
+    let have = |tool: &str| {
+        std::process::Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    let root = std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    if !(root && have("unshare") && have("ip")) {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must run {test} in a network namespace: needs root, unshare and ip"
+        );
+        eprintln!("skipped {test}: needs root, unshare (util-linux) and ip (iproute2)");
+        return;
+    }
+    let exe = std::env::current_exe().unwrap();
+    let output = std::process::Command::new("unshare")
+        .args(["-n", "sh", "-c", "ip link set lo up && exec \"$@\"", "sh"])
+        .arg(exe)
+        .args([
+            "--ignored",
+            "--exact",
+            test,
+            "--test-threads=1",
+            "--nocapture",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success() && stdout.contains("1 passed"),
+        "{test} in a namespace without routes:\n{stdout}\n{stderr}"
+    );
+}
+
+#[test]
+fn an_exporter_without_ipv6_does_not_blame_dual_stack_domains() {
+    in_namespace_without_routes("dualstack::without_routes_dual_stack_domains_are_judged_on_ipv4");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "run by an_exporter_without_ipv6_does_not_blame_dual_stack_domains, in a network namespace"]
+async fn without_routes_dual_stack_domains_are_judged_on_ipv4() {
+    let v6 = |last: u16| Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, last);
+    assert!(
+        mta_sts_exporter::probe::route::no_route(v6(1).into()).is_some(),
+        "this test needs a network without an IPv6 route beyond loopback"
+    );
+    let leaf_builder = Lab::builder();
+    let lab = leaf_builder
+        .healthy("dual.test")
+        .dns(|d| {
+            d.aaaa("mx1.dual.test", v6(25))
+                .aaaa("mta-sts.dual.test", v6(1))
+                .mx("six.test", 10, "mx1.six.test")
+                .aaaa("mx1.six.test", v6(26))
+        })
+        .record("six.test", "v=STSv1; id=1;")
+        .policy(
+            "six.test",
+            Reply::policy(&enforce_policy(&["mx1.six.test"])),
+        )
+        .start()
+        .await;
+    let report = check_both(&lab, "dual.test").await;
+    assert_eq!(
+        report.verdict,
+        Verdict::EnforcedDeliverable,
+        "{:#?}",
+        report.findings
+    );
+    assert!(report.findings.is_empty(), "{:#?}", report.findings);
+    assert!(report.policy.fetch_other_family.is_none());
+    let mx = &report.mx.hosts[0];
+    assert_eq!(mx.transport, HostTransport::Valid);
+    assert_eq!(mx.probes.len(), 1);
+    assert_eq!(mx.not_probed[0].address, IpAddr::V6(v6(25)));
+
+    // An IPv6-only MX: unknown from here, not refused.
+    let report = check_both(&lab, "six.test").await;
+    assert_eq!(
+        report.verdict,
+        Verdict::Undetermined,
+        "{:#?}",
+        report.findings
+    );
+    assert!(
+        codes(&report).contains(&Code::UnreachableFromExporter),
+        "{:#?}",
+        report.findings
+    );
+    assert!(!report.has_critical(), "{:#?}", report.findings);
+}
