@@ -7,7 +7,9 @@ use crate::clock::format_date;
 use crate::finding::Severity;
 use crate::probe::smtp::SmtpOutcome;
 use crate::probe::tls::TlsObservation;
-use crate::report::{DomainReport, MxStatus, PolicyStatus, RecordStatus, TlsRptStatus};
+use crate::report::{
+    DomainReport, MxStatus, NotProbedReason, PolicyStatus, RecordStatus, TlsRptStatus,
+};
 
 /// The report as text; `now` (unix seconds) is when "days left" is counted from.
 pub fn render_text(report: &DomainReport, now: i64) -> String {
@@ -98,6 +100,20 @@ fn write_report(out: &mut String, r: &DomainReport, now: i64) -> std::fmt::Resul
             write_tls(out, tls, now, "           ")?;
         }
     }
+    if let Some(other) = &r.policy.fetch_other_family {
+        let address = other
+            .address
+            .map(|a| a.to_string())
+            .unwrap_or_else(|| "other family".into());
+        let what = match (other.usable_body(), other.status) {
+            (Some(_), Some(status)) => format!("HTTP {status}"),
+            _ => crate::stage::transport::fetch_findings(other)
+                .first()
+                .map(|f| shorten(&f.message, 100))
+                .unwrap_or_else(|| "certificate not valid".into()),
+        };
+        writeln!(out, "           also from {address}: {what}")?;
+    }
     if let Some(policy) = &r.policy.policy {
         writeln!(
             out,
@@ -150,6 +166,20 @@ fn write_report(out: &mut String, r: &DomainReport, now: i64) -> std::fmt::Resul
             if let Some(tls) = &probe.tls {
                 write_tls(out, tls, now, "               ")?;
             }
+        }
+        for skipped in &host.not_probed {
+            let why = match skipped.reason {
+                NotProbedReason::Forbidden { detail } => format!("not probed: {detail}"),
+                NotProbedReason::OverLimit => "not probed: beyond max_addresses_per_mx".into(),
+                NotProbedReason::Abandoned => {
+                    "not probed: abandoned at the check's deadline".into()
+                }
+                NotProbedReason::Queued { behind } => {
+                    format!("not probed: still waiting for a politeness slot, behind {behind}")
+                }
+                NotProbedReason::NoRoute => "not probed: this machine has no route to it".into(),
+            };
+            writeln!(out, "             {}  {why}", skipped.address)?;
         }
     }
 

@@ -211,6 +211,9 @@ async fn a_fault_on_the_ipv6_side_only_is_named_and_labelled_ipv6() {
         "{}",
         broken.message
     );
+    let text = mta_sts_exporter::render::render_text(&report, report.checked_at);
+    assert!(text.contains("also from ::1: "), "{text}");
+    assert!(text.contains("             ::1  STARTTLS ok"), "{text}");
     // The policy itself is served (over IPv4); senders that use the IPv6 address of the MX are
     // refused there.
     assert!(report.policy.policy.is_some());
@@ -412,6 +415,11 @@ async fn without_routes_dual_stack_domains_are_judged_on_ipv4() {
     assert_eq!(mx.transport, HostTransport::Valid);
     assert_eq!(mx.probes.len(), 1);
     assert_eq!(mx.not_probed[0].address, IpAddr::V6(v6(25)));
+    let text = mta_sts_exporter::render::render_text(&report, report.checked_at);
+    assert!(
+        text.contains("2001:db8::19  not probed: this machine has no route to it"),
+        "{text}"
+    );
 
     // An IPv6-only MX: unknown from here, not refused.
     let report = check_both(&lab, "six.test").await;
