@@ -1155,7 +1155,8 @@ mod tests {
         assert_eq!(
             lines,
             [
-                r#"mta_sts_sender_action{domain="wild.test",profile="postfix_resolver",action="deliver"} 1.0"#
+                r#"mta_sts_sender_action{domain="wild.test",profile="postfix_resolver",action="deliver"} 1.0"#,
+                r#"mta_sts_sender_action{domain="wild.test",profile="postfix_tlspol",action="deliver"} 1.0"#,
             ]
         );
     }

@@ -598,7 +598,8 @@ mod tests {
                 r#"{"profile":"rfc8461","action":"deliver","note":"no usable policy: opportunistic TLS (a copy cached earlier still applies)"},"#,
                 r#"{"profile":"gmail","action":"deliver","note":"no usable policy: opportunistic TLS (a copy cached earlier still applies)"},"#,
                 r#"{"profile":"exchange_online","action":"deliver","note":"no usable policy: opportunistic TLS (a copy cached earlier still applies)"},"#,
-                r#"{"profile":"postfix_resolver","action":"deliver","note":"no usable policy: opportunistic TLS (a copy cached earlier still applies)"}]}"#
+                r#"{"profile":"postfix_resolver","action":"deliver","note":"no usable policy: opportunistic TLS (a copy cached earlier still applies)"},"#,
+                r#"{"profile":"postfix_tlspol","action":"deliver","note":"no usable policy: opportunistic TLS (a copy cached earlier still applies)"}]}"#
             )
         );
     }

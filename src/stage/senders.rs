@@ -7,11 +7,15 @@ use serde::Serialize;
 
 use crate::report::{Delivery, DomainReport, Verdict};
 use crate::stage::mx;
-use crate::stage::policy::Mode;
+use crate::stage::policy::{Mode, Policy};
 
 /// postfix-mta-sts-resolver gives up a policy fetch after this long (its `defaults.py`:
 /// `TIMEOUT = 4`).
 pub const POSTFIX_RESOLVER_FETCH_TIMEOUT_SECONDS: f64 = 4.0;
+
+/// postfix-tlspol gives up each policy fetch attempt after this long (`REQUEST_TIMEOUT = 2 *
+/// time.Second`, its HTTP client's `Timeout`).
+pub const POSTFIX_TLSPOL_FETCH_TIMEOUT_SECONDS: f64 = 2.0;
 
 /// Exchange Online returns a message it could not deliver after this long: the service-wide
 /// default message expiration timeout (Microsoft 365 message center MC441064; tenants may set
@@ -34,6 +38,8 @@ pub enum Profile {
     ExchangeOnline,
     /// Postfix with postfix-mta-sts-resolver (`secure match=` policies).
     PostfixResolver,
+    /// Postfix with postfix-tlspol, an MTA-STS and DANE socketmap resolver (`secure match=`).
+    PostfixTlspol,
 }
 
 impl Profile {
@@ -42,6 +48,7 @@ impl Profile {
         Profile::Gmail,
         Profile::ExchangeOnline,
         Profile::PostfixResolver,
+        Profile::PostfixTlspol,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -50,6 +57,7 @@ impl Profile {
             Profile::Gmail => "gmail",
             Profile::ExchangeOnline => "exchange_online",
             Profile::PostfixResolver => "postfix_resolver",
+            Profile::PostfixTlspol => "postfix_tlspol",
         }
     }
 }
@@ -148,6 +156,7 @@ fn verdict_for(profile: Profile, report: &DomainReport) -> SenderVerdict {
             Some(EXCHANGE_ONLINE_MESSAGE_EXPIRATION_SECONDS),
         ),
         (Profile::PostfixResolver, _) => postfix_resolver(report, action, note),
+        (Profile::PostfixTlspol, _) => postfix_tlspol(report, action, note),
         (_, _) => (action, note, None),
     };
     SenderVerdict {
@@ -229,12 +238,7 @@ fn postfix_resolver(
     if policy.mode != Mode::Enforce || action != Action::Defer {
         return (action, note, None);
     }
-    // Refused only for coverage, and covered under Postfix's suffix matching: it delivers.
-    let by_suffix = report.mx.hosts.iter().all(|h| {
-        h.transport.delivery() == Delivery::Deliverable
-            && (h.covered || policy.mx.iter().any(|p| suffix_covers(p, &h.name)))
-    });
-    if by_suffix && report.mx.hosts.iter().any(|h| !h.covered) {
+    if covered_by_suffix(report, policy) {
         return (
             Action::Deliver,
             "delivers: the resolver passes *.example.com to Postfix as .example.com, which matches at any depth, so it accepts MX hosts RFC 8461 senders refuse (Postfix ≥ 3.10.5 can enforce the RFC rule: smtp_tls_enforce_sts_mx_patterns)".into(),
@@ -242,6 +246,90 @@ fn postfix_resolver(
         );
     }
     postfix_deferral()
+}
+
+/// postfix-tlspol applies only `enforce` policies with `mx` lines, as `secure match=` with
+/// `*.example.com` turned into `.example.com` (a suffix, any depth, as for postfix-mta-sts-resolver);
+/// a fetch attempt gives up after 2 seconds, and a policy with any line it rejects is no policy
+/// as a whole. Without a policy Postfix delivers with opportunistic TLS. Its DANE side is not
+/// modelled: the check does not look at TLSA records.
+fn postfix_tlspol(
+    report: &DomainReport,
+    action: Action,
+    note: String,
+) -> (Action, String, Option<u64>) {
+    // A failed lookup: every MTA defers on a failed MX lookup, postfix-tlspol included (it
+    // answers TEMP), so this is no difference from the reference.
+    if report.verdict == Verdict::Undetermined {
+        return (action, note, None);
+    }
+    let Some(policy) = report.policy.policy.as_deref() else {
+        return (action, note, None);
+    };
+    let fetch = report.policy.fetch.as_deref();
+    if fetch.is_some_and(|f| f.duration_seconds > POSTFIX_TLSPOL_FETCH_TIMEOUT_SECONDS) {
+        return (
+            Action::Deliver,
+            format!(
+                "the policy host took longer than postfix-tlspol's {POSTFIX_TLSPOL_FETCH_TIMEOUT_SECONDS} s request timeout: unless it holds an unexpired copy it sees no policy, and Postfix delivers with opportunistic TLS"
+            ),
+            None,
+        );
+    }
+    if let Some(line) = fetch.and_then(|f| f.usable_body()).and_then(blank_line) {
+        return (
+            Action::Deliver,
+            format!(
+                "line {line} of the policy is blank, and postfix-tlspol rejects a policy with a blank line as a whole: unless it holds an unexpired copy it sees no policy, and Postfix delivers with opportunistic TLS"
+            ),
+            None,
+        );
+    }
+    match policy.mode {
+        Mode::Testing => {
+            return (
+                Action::Deliver,
+                "testing: postfix-tlspol hands Postfix no policy (it applies enforce only), so Postfix delivers with opportunistic TLS, as without a policy: the policy is neither validated nor reported against".into(),
+                None,
+            )
+        }
+        Mode::None => return (action, note, None),
+        Mode::Enforce => {}
+    }
+    if action != Action::Defer {
+        return (action, note, None);
+    }
+    if covered_by_suffix(report, policy) {
+        return (
+            Action::Deliver,
+            "delivers: postfix-tlspol passes *.example.com to Postfix as .example.com, which matches at any depth, so it accepts MX hosts RFC 8461 senders refuse (Postfix ≥ 3.10.5 can enforce the RFC rule: smtp_tls_enforce_sts_mx_patterns)".into(),
+            None,
+        );
+    }
+    postfix_deferral()
+}
+
+/// Every MX is deliverable and covered, some only under Postfix's suffix matching of
+/// `.example.com`: refused by RFC 8461 senders for coverage alone, accepted by Postfix.
+fn covered_by_suffix(report: &DomainReport, policy: &Policy) -> bool {
+    let all = report.mx.hosts.iter().all(|h| {
+        h.transport.delivery() == Delivery::Deliverable
+            && (h.covered || policy.mx.iter().any(|p| suffix_covers(p, &h.name)))
+    });
+    all && report.mx.hosts.iter().any(|h| !h.covered)
+}
+
+/// The first line (1-based) postfix-tlspol reads as blank: empty, or only spaces and tabs. Its
+/// line scanner (Go's `bufio.ScanLines`) splits at LF, drops one CR before it, and yields no
+/// line after a final LF; our parser skips blank lines.
+fn blank_line(body: &[u8]) -> Option<usize> {
+    let body = body.strip_suffix(b"\n").unwrap_or(body);
+    body.split(|&b| b == b'\n')
+        .position(|line| {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            line.iter().all(|&b| b == b' ' || b == b'\t')
+        })
+        .map(|index| index + 1)
 }
 
 /// Postfix's `.example.com` suffix match of a `*.example.com` pattern: any name below it.
@@ -259,8 +347,8 @@ fn suffix_covers(pattern: &str, host: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::probe::https::{FetchOutcome, PolicyFetch};
     use crate::report::{HostTransport, MxHostReport};
-    use crate::stage::policy::Policy;
 
     fn report(verdict: Verdict, patterns: &[&str], hosts: &[(&str, bool)]) -> DomainReport {
         let mut r = DomainReport::skeleton("example.com");
@@ -282,6 +370,33 @@ mod tests {
             }
         }
         r
+    }
+
+    /// A fetch of the policy that took `duration_seconds` and served `body`.
+    fn fetched(r: &mut DomainReport, duration_seconds: f64, body: &str) {
+        r.policy.fetch = Some(Box::new(PolicyFetch {
+            url: "https://mta-sts.example.com/.well-known/mta-sts.txt".into(),
+            host: "mta-sts.example.com".into(),
+            address: None,
+            status: Some(200),
+            location: None,
+            content_type: Some("text/plain".into()),
+            content_encoding: None,
+            body: Some(body.as_bytes().to_vec()),
+            body_bytes: body.len(),
+            tls: None,
+            outcome: FetchOutcome::Fetched,
+            duration_seconds,
+        }));
+    }
+
+    const BODY: &str = "version: STSv1\nmode: enforce\nmx: mx.example.com\nmax_age: 604800\n";
+
+    fn verdict_of(r: &DomainReport, profile: Profile) -> SenderVerdict {
+        sender_verdicts(r)
+            .into_iter()
+            .find(|v| v.profile == profile)
+            .expect("every profile has a verdict")
     }
 
     fn actions(r: &DomainReport) -> Vec<(&'static str, &'static str)> {
@@ -324,8 +439,11 @@ mod tests {
                 ("gmail", "defer"),
                 ("exchange_online", "defer"),
                 ("postfix_resolver", "deliver"),
+                ("postfix_tlspol", "deliver"),
             ]
         );
+        let tlspol = verdict_of(&r, Profile::PostfixTlspol).note;
+        assert!(tlspol.contains("postfix-tlspol passes"), "{tlspol}");
         let exchange = &sender_verdicts(&r)[2].note;
         assert!(exchange.contains("4.4.8"), "{exchange}");
         assert!(exchange.contains("after 24 h"), "{exchange}");
@@ -336,33 +454,98 @@ mod tests {
             &[("mx.example.org", false)],
         );
         assert_eq!(actions(&r)[3], ("postfix_resolver", "defer"));
+        assert_eq!(actions(&r)[4], ("postfix_tlspol", "defer"));
     }
 
     #[test]
-    fn a_slow_policy_host_is_no_policy_for_the_postfix_resolver() {
+    fn a_slow_policy_host_is_no_policy_for_the_postfix_resolvers() {
         let mut r = report(
             Verdict::EnforcedRefused,
             &["mx.example.com"],
             &[("mx.other.net", false)],
         );
-        r.policy.fetch = Some(Box::new(crate::probe::https::PolicyFetch {
-            url: "https://mta-sts.example.com/.well-known/mta-sts.txt".into(),
-            host: "mta-sts.example.com".into(),
-            address: None,
-            status: Some(200),
-            location: None,
-            content_type: Some("text/plain".into()),
-            content_encoding: None,
-            body: None,
-            body_bytes: 60,
-            tls: None,
-            outcome: crate::probe::https::FetchOutcome::Fetched,
-            duration_seconds: 6.5,
-        }));
+        fetched(&mut r, 6.5, BODY);
         let verdicts = sender_verdicts(&r);
         assert_eq!(verdicts[0].action, Action::Defer);
         assert_eq!(verdicts[3].action, Action::Deliver);
         assert!(verdicts[3].note.contains("4 s fetch timeout"));
+        assert_eq!(verdicts[4].action, Action::Deliver);
+        // postfix-tlspol gives up after 2 s, postfix-mta-sts-resolver after 4 s.
+        fetched(&mut r, 2.5, BODY);
+        let verdicts = sender_verdicts(&r);
+        assert_eq!(verdicts[3].action, Action::Defer);
+        let tlspol = &verdicts[4];
+        assert_eq!(tlspol.action, Action::Deliver);
+        assert!(
+            tlspol.note.contains("2 s request timeout"),
+            "{}",
+            tlspol.note
+        );
+        assert_eq!(tlspol.bounce_after_seconds, None);
+        fetched(&mut r, 1.5, BODY);
+        assert_eq!(verdict_of(&r, Profile::PostfixTlspol).action, Action::Defer);
+    }
+
+    #[test]
+    fn testing_is_no_policy_for_postfix_tlspol() {
+        let mut r = report(
+            Verdict::TestingNotReady,
+            &["mx.example.com"],
+            &[("mx.other.net", false)],
+        );
+        if let Some(policy) = r.policy.policy.as_mut() {
+            policy.mode = Mode::Testing;
+        }
+        let rfc = verdict_of(&r, Profile::Rfc8461);
+        let tlspol = verdict_of(&r, Profile::PostfixTlspol);
+        assert_eq!(rfc.action, Action::Deliver);
+        assert!(rfc.note.contains("reports failures"), "{}", rfc.note);
+        assert_eq!(tlspol.action, Action::Deliver);
+        assert!(tlspol.note.contains("no policy"), "{}", tlspol.note);
+        assert!(tlspol.note.contains("neither validated nor reported"));
+    }
+
+    #[test]
+    fn a_blank_line_makes_the_policy_invalid_as_a_whole_for_postfix_tlspol() {
+        let mut r = report(
+            Verdict::EnforcedRefused,
+            &["mx.example.com"],
+            &[("mx.other.net", false)],
+        );
+        // Our parser skips the blank line; postfix-tlspol sees no policy.
+        fetched(
+            &mut r,
+            0.2,
+            "version: STSv1\nmode: enforce\n\nmx: mx.example.com\nmax_age: 604800\n",
+        );
+        assert_eq!(verdict_of(&r, Profile::Rfc8461).action, Action::Defer);
+        let tlspol = verdict_of(&r, Profile::PostfixTlspol);
+        assert_eq!(tlspol.action, Action::Deliver);
+        assert!(
+            tlspol.note.contains("line 3 of the policy is blank"),
+            "{}",
+            tlspol.note
+        );
+        // Every other profile is unaffected.
+        assert_eq!(
+            verdict_of(&r, Profile::PostfixResolver).action,
+            Action::Defer
+        );
+        // A policy without blank lines is applied.
+        fetched(&mut r, 0.2, &BODY.replace('\n', "\r\n"));
+        assert_eq!(verdict_of(&r, Profile::PostfixTlspol).action, Action::Defer);
+    }
+
+    #[test]
+    fn blank_lines_as_go_scans_them() {
+        assert_eq!(blank_line(b"a: 1\nb: 2\n"), None);
+        assert_eq!(blank_line(b"a: 1\nb: 2"), None);
+        assert_eq!(blank_line(b"a: 1\r\nb: 2\r\n"), None);
+        assert_eq!(blank_line(b"a: 1\r"), None);
+        assert_eq!(blank_line(b"a: 1\n\n"), Some(2));
+        assert_eq!(blank_line(b"a: 1\r\n\r\n"), Some(2));
+        assert_eq!(blank_line(b"a: 1\n \t\nb: 2\n"), Some(2));
+        assert_eq!(blank_line(b"\na: 1\n"), Some(1));
     }
 
     #[test]
@@ -383,6 +566,7 @@ mod tests {
                 ("gmail", None),
                 ("exchange_online", Some(86_400)),
                 ("postfix_resolver", Some(432_000)),
+                ("postfix_tlspol", Some(432_000)),
             ]
         );
         let verdicts = sender_verdicts(&r);
