@@ -159,12 +159,35 @@ fn verdict_for(profile: Profile, report: &DomainReport) -> SenderVerdict {
         (Profile::PostfixTlspol, _) => postfix_tlspol(report, action, note),
         (_, _) => (action, note, None),
     };
+    let note = match profile {
+        Profile::ExchangeOnline => exchange_ipv6_first(report, note),
+        _ => note,
+    };
     SenderVerdict {
         profile,
         action,
         note,
         bounce_after_seconds,
     }
+}
+
+/// Exchange Online tries an MX's IPv6 addresses before its IPv4 ones ("IPv6 updates for Exchange
+/// Online", Exchange Team Blog, 2024-10-30): of an MX that fails over IPv6 only, it meets the
+/// failure first.
+fn exchange_ipv6_first(report: &DomainReport, note: String) -> String {
+    let hosts: Vec<&str> = report
+        .findings
+        .iter()
+        .filter(|f| f.code == crate::finding::Code::MxIpv6Broken)
+        .filter_map(|f| f.host.as_deref())
+        .collect();
+    if hosts.is_empty() {
+        return note;
+    }
+    format!(
+        "{note}; it tries IPv6 addresses first, so it meets the IPv6 failure of {} before trying IPv4",
+        hosts.join(", ")
+    )
 }
 
 /// A Postfix `secure` policy that fails: the message is deferred and returned when
@@ -423,6 +446,80 @@ mod tests {
                 assert!(!v.note.is_empty());
             }
         }
+    }
+
+    #[test]
+    fn every_profile_for_every_transport_outcome() {
+        for &transport in HostTransport::ALL {
+            let mut r = report(
+                Verdict::EnforcedDeliverable,
+                &["mx.example.com"],
+                &[("mx.example.com", true)],
+            );
+            let delivery = transport.delivery();
+            r.mx.hosts[0].transport = transport;
+            r.mx.hosts[0].delivery = Some(delivery);
+            // The verdict the judge gives an enforce domain whose one MX is covered.
+            let (verdict, action) = match delivery {
+                Delivery::Deliverable => (Verdict::EnforcedDeliverable, Action::Deliver),
+                Delivery::Refused => (Verdict::EnforcedRefused, Action::Defer),
+                Delivery::Unknown if transport == HostTransport::NotProbed => {
+                    (Verdict::EnforcedDeliverable, Action::Deliver)
+                }
+                Delivery::Unknown => (Verdict::Undetermined, Action::Unknown),
+            };
+            r.verdict = verdict;
+            if delivery == Delivery::Refused {
+                r.refused_mx.push("mx.example.com".into());
+            }
+            for v in sender_verdicts(&r) {
+                // Refused for its transport, not its coverage: no profile's matching rescues it.
+                assert_eq!(
+                    v.action, action,
+                    "{transport:?} {:?}: {}",
+                    v.profile, v.note
+                );
+                assert_eq!(
+                    v.bounce_after_seconds.is_some(),
+                    action == Action::Defer
+                        && matches!(
+                            v.profile,
+                            Profile::ExchangeOnline
+                                | Profile::PostfixResolver
+                                | Profile::PostfixTlspol
+                        ),
+                    "{transport:?} {:?}",
+                    v.profile
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn exchange_online_meets_an_ipv6_failure_first() {
+        let mut r = report(
+            Verdict::EnforcedRefused,
+            &["mx.example.com"],
+            &[("mx.example.com", true)],
+        );
+        r.mx.hosts[0].transport = HostTransport::StarttlsFailed;
+        r.refused_mx.push("mx.example.com".into());
+        r.findings.push(
+            crate::finding::Finding::new(
+                crate::finding::Code::MxIpv6Broken,
+                "works over IPv4 only",
+            )
+            .with_host("mx.example.com"),
+        );
+        let exchange = verdict_of(&r, Profile::ExchangeOnline).note;
+        assert!(
+            exchange.contains(
+                "it tries IPv6 addresses first, so it meets the IPv6 failure of mx.example.com"
+            ),
+            "{exchange}"
+        );
+        let reference = verdict_of(&r, Profile::Rfc8461).note;
+        assert!(!reference.contains("IPv6"), "{reference}");
     }
 
     #[test]
