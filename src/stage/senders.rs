@@ -258,6 +258,13 @@ fn postfix_resolver(
     let Some(policy) = report.policy.policy.as_deref() else {
         return (action, note, None);
     };
+    if policy.mode == Mode::Testing && report.verdict != Verdict::Undetermined {
+        return (
+            Action::Deliver,
+            "testing: the resolver answers Postfix NOTFOUND for a testing policy (unless its strict_testing option is on, default off), so Postfix delivers with its default TLS level and nothing is validated or reported".into(),
+            None,
+        );
+    }
     if policy.mode != Mode::Enforce || action != Action::Defer {
         return (action, note, None);
     }
@@ -493,6 +500,30 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn testing_is_no_policy_to_either_postfix_resolver() {
+        let mut r = report(
+            Verdict::TestingNotReady,
+            &["mx.example.com"],
+            &[("mx.other.net", false)],
+        );
+        if let Some(p) = r.policy.policy.as_mut() {
+            p.mode = Mode::Testing;
+        }
+        for profile in [Profile::PostfixResolver, Profile::PostfixTlspol] {
+            let v = verdict_of(&r, profile);
+            assert_eq!(v.action, Action::Deliver);
+            assert!(
+                v.note.contains("nothing is validated") || v.note.contains("neither validated"),
+                "{}",
+                v.note
+            );
+        }
+        assert!(verdict_of(&r, Profile::Rfc8461)
+            .note
+            .contains("reports failures"));
     }
 
     #[test]
