@@ -229,6 +229,7 @@ spec:
         - --web.listen-address=:{{ .Values.containerPort }}
         - --log.level={{ .Values.log.level }}
         - --log.format={{ .Values.log.format }}
+        - --log.checks={{ .Values.log.checks }}
         {{- if $sharded }}
         # Kubernetes expands $(SHARD_INDEX) from the env below: no shell needed.
         - --shard.index=$(SHARD_INDEX)
