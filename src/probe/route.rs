@@ -17,8 +17,19 @@ pub fn no_route(address: IpAddr) -> Option<String> {
     };
     let socket = match UdpSocket::bind(SocketAddr::new(local, 0)) {
         Ok(socket) => socket,
-        // No socket of the family at all (IPv6 disabled in the kernel).
-        Err(e) => return Some(e.to_string()),
+        // No socket of the family at all (IPv6 disabled in the kernel: EAFNOSUPPORT, 97 on
+        // Linux, or no address of the family to bind).
+        Err(e)
+            if matches!(
+                e.kind(),
+                ErrorKind::AddrNotAvailable | ErrorKind::Unsupported
+            ) || e.raw_os_error() == Some(97) =>
+        {
+            return Some(e.to_string())
+        }
+        // Anything else (out of file descriptors, say) says nothing about routes: the probe
+        // itself meets and reports it.
+        Err(_) => return None,
     };
     match socket.connect(SocketAddr::new(address, 9)) {
         Err(e)
