@@ -127,6 +127,7 @@ codes! {
     PolicyWithoutRecord => "policy_without_record", Warning, Fixed;
     PolicyHostIpv6Broken => "policy_host_ipv6_broken", Warning, Fixed;
     PolicyHostIpv4Broken => "policy_host_ipv4_broken", Warning, Fixed;
+    PolicyDiffersByFamily => "policy_differs_by_family", Warning, Fixed;
     // --- policy host certificate (RFC 8461 §3.3)
     PolicyCertExpired => "policy_cert_expired", Critical, Fixed;
     PolicyCertExpiring => "policy_cert_expiring", Warning, Fixed;
@@ -416,6 +417,7 @@ impl Code {
             Code::PolicyWithoutRecord => ("`mta-sts.<domain>` serves a valid policy but there is no `_mta-sts` TXT record, so senders never fetch it.", "RFC 8461 §3.1", "Publish `_mta-sts.<domain>. TXT \"v=STSv1; id=<id>;\"`."),
             Code::PolicyHostIpv6Broken => ("The policy host serves the policy over IPv4 but the same fetch from its IPv6 addresses fails (connection, TLS, certificate or HTTP): senders that prefer IPv6 cannot fetch the policy.", "RFC 8461 §3.3, RFC 6724", "Fix the AAAA records of `mta-sts.<domain>` or the web server's IPv6 listener and certificate, or remove the AAAA records."),
             Code::PolicyHostIpv4Broken => ("The policy host serves the policy over IPv6 but the same fetch from its IPv4 addresses fails (connection, TLS, certificate or HTTP): the many senders without IPv6 cannot fetch the policy, so they do without it (or keep a cached copy).", "RFC 8461 §3.3", "Fix the A records of `mta-sts.<domain>` or the web server's IPv4 listener and certificate."),
+            Code::PolicyDiffersByFamily => ("The policy host serves a different policy file over IPv6 than over IPv4 (two web servers or virtual hosts, one of them not updated). Senders cache whichever copy they fetched, by the same id: IPv6-first senders such as Exchange Online may hold the other one, and refuse MX hosts only this one covers.", "RFC 8461 §3.3, §5.1", "Serve the same file from every address of `mta-sts.<domain>`; then publish a new id so senders fetch it again."),
             Code::PolicyCertExpired => ("The certificate of the policy host has expired: senders cannot fetch the policy (cached policies stay until max_age).", "RFC 8461 §3.3", "Renew the certificate of `mta-sts.<domain>` and check automatic renewal covers this host."),
             Code::PolicyCertExpiring => ("The certificate of the policy host expires within the warning window.", "RFC 8461 §3.3", "Renew the certificate of `mta-sts.<domain>` before it expires."),
             Code::PolicyCertNotYetValid => ("The certificate of the policy host is not valid yet (clock or issuance error).", "RFC 8461 §3.3", "Serve a currently valid certificate; check the server's clock."),

@@ -105,8 +105,10 @@ fn write_report(out: &mut String, r: &DomainReport, now: i64) -> std::fmt::Resul
             .address
             .map(|a| a.to_string())
             .unwrap_or_else(|| "other family".into());
-        let what = match (other.usable_body(), other.status) {
-            (Some(_), Some(status)) => format!("HTTP {status}"),
+        // Its body is not kept (judged against the main one already).
+        let served = matches!(other.outcome, crate::probe::https::FetchOutcome::Fetched);
+        let what = match (served, other.status) {
+            (true, Some(status)) => format!("HTTP {status}"),
             _ => crate::stage::transport::fetch_findings(other)
                 .first()
                 .map(|f| shorten(&f.message, 100))

@@ -418,6 +418,35 @@ fn family_stage(
             .with_host(other.host.clone()),
         );
     }
+    if let (Some(main), Some(theirs)) = (
+        policy.fetch.as_ref().and_then(|f| f.usable_body()),
+        other.usable_body(),
+    ) {
+        if main != theirs {
+            let sha = |body: &[u8]| hex(digest::digest(&digest::SHA256, body).as_ref());
+            let (ipv4, ipv6) = match main_is_ipv6 {
+                false => (main, theirs),
+                true => (theirs, main),
+            };
+            findings.push(
+                Finding::new(
+                    Code::PolicyDiffersByFamily,
+                    format!(
+                        "{} serves another policy file over IPv6 ({} bytes, SHA-256 {:.12}) than over IPv4 ({} bytes, SHA-256 {:.12}): senders cache whichever copy they fetched",
+                        other.host,
+                        ipv6.len(),
+                        sha(ipv6),
+                        ipv4.len(),
+                        sha(ipv4)
+                    ),
+                )
+                .with_host(other.host.clone()),
+            );
+        }
+    }
+    // Its body is not needed once compared: a stored report keeps one copy.
+    let mut other = other;
+    other.body = None;
     policy.fetch_other_family = Some(other);
 }
 
@@ -1852,6 +1881,21 @@ mod tests {
             )],
         );
         add(&run(observations(POLICY, vec![unreachable])));
+        // Another file over IPv6.
+        let mut obs = observations(POLICY, vec![healthy_mx()]);
+        let mut v6 = fetch(&POLICY.replace("604800", "86400"));
+        v6.address = Some("2001:db8::1".parse().unwrap());
+        obs.policy_other_family = Some(Box::new(v6));
+        let report = run(obs);
+        assert!(
+            report
+                .policy
+                .fetch_other_family
+                .as_ref()
+                .is_some_and(|f| f.body.is_none()),
+            "the other body is dropped once compared"
+        );
+        add(&report);
         // The other way round: IPv4 fails at the policy host, IPv6 serves the policy.
         let mut obs = observations(POLICY, vec![healthy_mx()]);
         if let PolicyObservation::Fetched(fetch) = &mut obs.policy {

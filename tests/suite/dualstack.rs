@@ -96,7 +96,8 @@ async fn a_dual_stack_domain_is_fetched_and_probed_over_both_families() {
     assert_eq!(fetch.address, Some(IpAddr::V4(Ipv4Addr::LOCALHOST)));
     let other = report.policy.fetch_other_family.as_ref().unwrap();
     assert_eq!(other.address, Some(V6));
-    assert!(other.usable_body().is_some());
+    assert_eq!(other.status, Some(200));
+    assert!(other.body.is_none(), "the other family's body is not kept");
     let families: Vec<bool> = lab
         .https
         .seen_requests()
@@ -233,6 +234,51 @@ async fn a_fault_on_the_ipv6_side_only_is_named_and_labelled_ipv6() {
             r#"mta_sts_mx_cert_valid{mx="mx1.half.test",family="ipv6"} 0.0"#,
         ]
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_policy_over_ipv6_is_named() {
+    let body = enforce_policy(&["mx1.two.test"]);
+    // The IPv6 web server was not updated: it still serves the testing policy of before.
+    let old = "version: STSv1\nmode: testing\nmax_age: 86400\nmx: mx1.two.test\n";
+    let lab = domain(Lab::builder(), "two.test")
+        .policy("two.test", Reply::policy(&body))
+        .policy_dual_stack("two.test")
+        .policy_ipv6_reply("two.test", Reply::policy(old))
+        .good_mx("two.test", 10, "mx1.two.test")
+        .start()
+        .await;
+    let report = check_both(&lab, "two.test").await;
+    let differs = report
+        .findings
+        .iter()
+        .find(|f| f.code == Code::PolicyDiffersByFamily)
+        .unwrap_or_else(|| panic!("{:#?}", report.findings));
+    assert!(
+        differs.message.starts_with(&format!(
+            "mta-sts.two.test serves another policy file over IPv6 ({} bytes",
+            old.len()
+        )),
+        "{}",
+        differs.message
+    );
+    // The policy judged is the IPv4 one.
+    assert_eq!(
+        report.policy.policy.as_ref().unwrap().mode,
+        mta_sts_exporter::stage::policy::Mode::Enforce
+    );
+    // The same file on both: nothing to say.
+    let same = domain(Lab::builder(), "one.test")
+        .policy(
+            "one.test",
+            Reply::policy(&enforce_policy(&["mx1.one.test"])),
+        )
+        .policy_dual_stack("one.test")
+        .good_mx("one.test", 10, "mx1.one.test")
+        .start()
+        .await;
+    let report = check_both(&same, "one.test").await;
+    assert!(report.findings.is_empty(), "{:#?}", report.findings);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -171,6 +171,7 @@ pub const NOT_SIMULATED: &[(&str, &str)] = &[
     ("mx_ipv6_broken", "the simulator serves IPv4 only (one IPv6 loopback address cannot stand for many hosts); tests/suite/dualstack.rs"),
     ("policy_host_ipv6_broken", "as mx_ipv6_broken; tests/suite/dualstack.rs"),
     ("policy_host_ipv4_broken", "as mx_ipv6_broken; tests/suite/dualstack.rs"),
+    ("policy_differs_by_family", "as mx_ipv6_broken; tests/suite/dualstack.rs"),
     ("unreachable_from_exporter", "needs a network without an IPv6 route: tests/suite/dualstack.rs runs it in a network namespace"),
     ("mx_refused_by_cached_policy", "needs earlier policies in the id-drift history; src/stage/cache.rs, src/drift.rs"),
     ("policy_removed_without_mode_none", "as mx_refused_by_cached_policy; src/stage/cache.rs"),

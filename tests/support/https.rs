@@ -127,12 +127,20 @@ pub struct HttpsBuilder {
     hosts: HashMap<String, (Option<Leaf>, Reply)>,
     default_cert: Option<Leaf>,
     ipv6: Ipv6Side,
+    ipv6_replies: HashMap<String, Reply>,
 }
 
 impl HttpsBuilder {
     /// What the server does on [::1] (`Same` unless set).
     pub fn ipv6(mut self, side: Ipv6Side) -> Self {
         self.ipv6 = side;
+        self
+    }
+
+    /// Over [::1], answer `reply` for `host` instead (a second web server that was not
+    /// updated).
+    pub fn ipv6_reply(mut self, host: &str, reply: Reply) -> Self {
+        self.ipv6_replies.insert(host.to_ascii_lowercase(), reply);
         self
     }
 
@@ -187,6 +195,7 @@ impl HttpsBuilder {
 
         let shared = Arc::new(Shared {
             replies: RwLock::new(replies),
+            ipv6_replies: self.ipv6_replies,
             connections: AtomicUsize::new(0),
             requests: Mutex::new(Vec::new()),
             hellos: Arc::new(Mutex::new(Vec::new())),
@@ -302,6 +311,7 @@ impl Drop for PolicyServer {
 
 struct Shared {
     replies: RwLock<HashMap<String, Reply>>,
+    ipv6_replies: HashMap<String, Reply>,
     connections: AtomicUsize,
     requests: Mutex<Vec<SeenRequest>>,
     hellos: Arc<Mutex<Vec<Hello>>>,
@@ -395,12 +405,11 @@ async fn respond(
         .headers()
         .get("if-none-match")
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
-    let reply = shared
-        .replies
-        .read()
-        .expect("lock")
-        .get(&strip_port(&host).to_ascii_lowercase())
-        .cloned();
+    let name = strip_port(&host).to_ascii_lowercase();
+    let reply = match shared.ipv6_replies.get(&name) {
+        Some(reply) if local.is_ipv6() => Some(reply.clone()),
+        _ => shared.replies.read().expect("lock").get(&name).cloned(),
+    };
     let reply = match reply {
         Some(Reply::Delayed { delay, then }) => {
             tokio::time::sleep(delay).await;

@@ -148,6 +148,12 @@ impl LabBuilder {
         self.dns(|d| d.aaaa(&host, Ipv6Addr::LOCALHOST))
     }
 
+    /// Over ::1, the policy server answers `reply` for `mta-sts.<domain>` instead.
+    pub fn policy_ipv6_reply(mut self, domain: &str, reply: Reply) -> Self {
+        self.https = self.https.ipv6_reply(&format!("mta-sts.{domain}"), reply);
+        self
+    }
+
     /// What the policy server does on ::1 for every policy host.
     pub fn policy_ipv6(mut self, side: Ipv6Side) -> Self {
         self.https = self.https.ipv6(side);
