@@ -18,7 +18,7 @@ use crate::finding::Code;
 use crate::probe::cache::ProbeCache;
 use crate::probe::smtp::SmtpOutcome;
 use crate::report::{
-    DomainReport, MxHostReport, PolicyStatus, RecordStatus, TlsRptStatus, Verdict,
+    DomainReport, Family, MxHostReport, PolicyStatus, RecordStatus, TlsRptStatus, Verdict,
 };
 use crate::store::{CheckResult, Store};
 
@@ -435,30 +435,6 @@ fn mx_gauge(
         }
     }
     Ok(())
-}
-
-/// The `family` label of per-address facts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Family {
-    Ipv4,
-    Ipv6,
-}
-
-impl Family {
-    pub fn of(address: std::net::IpAddr) -> Family {
-        match address {
-            std::net::IpAddr::V4(_) => Family::Ipv4,
-            std::net::IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some() => Family::Ipv4,
-            std::net::IpAddr::V6(_) => Family::Ipv6,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Family::Ipv4 => "ipv4",
-            Family::Ipv6 => "ipv6",
-        }
-    }
 }
 
 /// `labels` with `("family", ...)` appended when the fact is tied to one family.

@@ -564,8 +564,42 @@ impl Serialize for DomainReport {
     }
 }
 
+/// The address family of an address, as senders meet it: an IPv4-mapped IPv6 address is IPv4
+/// (a socket connects to it over IPv4), as the address guard (`probe::target`) judges it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Family {
+    Ipv4,
+    Ipv6,
+}
+
+impl Family {
+    pub fn of(address: IpAddr) -> Family {
+        match address {
+            IpAddr::V4(_) => Family::Ipv4,
+            IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some() => Family::Ipv4,
+            IpAddr::V6(_) => Family::Ipv6,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Family::Ipv4 => "ipv4",
+            Family::Ipv6 => "ipv6",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn an_ipv4_mapped_address_is_ipv4() {
+        let of = |s: &str| Family::of(s.parse().unwrap());
+        assert_eq!(of("192.0.2.1"), Family::Ipv4);
+        assert_eq!(of("::ffff:192.0.2.1"), Family::Ipv4);
+        assert_eq!(of("2001:db8::1"), Family::Ipv6);
+        assert_eq!(Family::Ipv6.as_str(), "ipv6");
+    }
+
     use super::*;
 
     #[test]

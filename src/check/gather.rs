@@ -15,7 +15,7 @@ use crate::probe::dns::{Dns, Lookup, MxAnswer, TxtAnswer};
 use crate::probe::https::{fetch_policy_at, PolicyFetch};
 use crate::probe::smtp::{probe_mx, SmtpProbe};
 use crate::probe::tls::TlsClient;
-use crate::report::NotProbedReason;
+use crate::report::{Family, NotProbedReason};
 
 use super::CheckSettings;
 
@@ -165,8 +165,10 @@ impl Gatherer<'_> {
         if routable.is_empty() {
             return (PolicyObservation::Unreachable(addresses), None);
         }
-        let (v6, v4): (Vec<IpAddr>, Vec<IpAddr>) =
-            routable.iter().copied().partition(IpAddr::is_ipv6);
+        let (v6, v4): (Vec<IpAddr>, Vec<IpAddr>) = routable
+            .iter()
+            .copied()
+            .partition(|ip| Family::of(*ip) == Family::Ipv6);
         let settings = &self.settings.fetch;
         if v4.is_empty() || v6.is_empty() {
             let only = fetch_policy_at(self.tls, domain, &routable, settings).await;

@@ -13,9 +13,9 @@ use crate::finding::{Code, Finding, Findings};
 use crate::probe::dns::{Lookup, MxAnswer, TxtAnswer};
 use crate::probe::smtp::SmtpProbe;
 use crate::report::{
-    Delivery, DomainReport, HostTransport, MxHostReport, MxReport, MxStatus, NotProbedAddress,
-    NotProbedReason, PolicyReport, PolicyStatus, RecordReport, RecordStatus, TlsRptReport,
-    TlsRptStatus, Verdict,
+    Delivery, DomainReport, Family, HostTransport, MxHostReport, MxReport, MxStatus,
+    NotProbedAddress, NotProbedReason, PolicyReport, PolicyStatus, RecordReport, RecordStatus,
+    TlsRptReport, TlsRptStatus, Verdict,
 };
 use crate::stage::cert::{cert_findings, hex, CertTarget};
 use crate::stage::policy::{parse_policy, LineEnding, Mode};
@@ -680,8 +680,9 @@ fn mx_host(
         );
     }
     findings.extend(probe_findings(&host.name, &probed, settings, now));
-    let (v6, v4): (Vec<&Arc<SmtpProbe>>, Vec<&Arc<SmtpProbe>>) =
-        probed.iter().partition(|p| p.address.is_ipv6());
+    let (v6, v4): (Vec<&Arc<SmtpProbe>>, Vec<&Arc<SmtpProbe>>) = probed
+        .iter()
+        .partition(|p| Family::of(p.address) == Family::Ipv6);
     let ok = |p: &&Arc<SmtpProbe>| p.starttls_ok() && p.cert_valid();
     if !v4.is_empty() && !v6.is_empty() && v4.iter().all(ok) && !v6.iter().any(ok) {
         let failing: Vec<String> = v6.iter().map(|p| p.address.to_string()).collect();
