@@ -84,7 +84,7 @@ defs! {
     POLICY_ID_STALE = "mta_sts_policy_id_stale", Gauge, Detailed, "domain", "1 while the policy has changed without a new id in the _mta-sts record (stays until the id changes)";
     POLICY_CHANGES = "mta_sts_policy_changes", Counter, Detailed, "domain", "Policy body or id changes observed since the exporter started remembering the domain (persisted in the state file)";
     MX_CERT_NOT_AFTER = "mta_sts_mx_cert_not_after_timestamp_seconds", Gauge, Default, "mx", "Earliest leaf certificate expiry (Unix time) across the MX's addresses of every family; exported also when expired or invalid";
-    MX_FINDING = "mta_sts_mx_finding", Gauge, Default, "mx, code, family", "1 per transport or certificate finding code of the MX in its last probe, with the address family (ipv4, ipv6) of the addresses it holds at; no family label for codes not tied to an address (codes: docs/findings.md)";
+    MX_FINDING = "mta_sts_mx_finding", Gauge, Default, "mx, code, family", "1 per transport or certificate finding code of the MX in its last probe, with the address family (ipv4, ipv6) of the addresses it holds at; no family label for codes about the host as a whole (codes: docs/findings.md)";
     MX_STARTTLS = "mta_sts_mx_starttls", Gauge, Detailed, "mx, family", "1 if STARTTLS and the TLS handshake succeed on every probed address of the MX in this address family (ipv4, ipv6; no family label when the MX has no address)";
     MX_PROBE_OUTCOME = "mta_sts_mx_probe_outcome", Gauge, Detailed, "mx, outcome, family", "1 for the outcome of the MX's SMTP probe in this address family (the first failing address's, else ok)";
     MX_CERT_VALID = "mta_sts_mx_cert_valid", Gauge, Detailed, "mx, family", "1 if the certificate is trusted, valid for the MX name and in date on every probed address of this address family";
@@ -435,6 +435,29 @@ fn mx_gauge(
         }
     }
     Ok(())
+}
+
+/// Where a per-MX finding code's `family` label comes from.
+enum FindingFamily {
+    /// A fact of the host as a whole (its lookup, its set of addresses): no family.
+    Host,
+    /// About the host's IPv6 side.
+    Ipv6,
+    /// Met by a probe: the finding's address, or, when it holds at every probed address (and
+    /// so names none), each probed family.
+    Probe,
+}
+
+fn finding_family(code: Code) -> FindingFamily {
+    match code {
+        Code::MxAddressLookupFailed
+        | Code::MxNoAddress
+        | Code::MxNoPublicAddress
+        | Code::TargetAddressForbidden
+        | Code::UnreachableFromExporter => FindingFamily::Host,
+        Code::MxIpv6Broken => FindingFamily::Ipv6,
+        _ => FindingFamily::Probe,
+    }
 }
 
 /// `labels` with `("family", ...)` appended when the fact is tied to one family.
@@ -918,17 +941,22 @@ fn merge_mx<'a>(
         .filter(|f| f.host.as_deref() == Some(host.name.as_str()))
         .filter(|f| MX_FINDING_CODES.contains(&f.code))
     {
-        match (f.code, f.address) {
-            (Code::MxIpv6Broken, _) => {
+        match (finding_family(f.code), f.address) {
+            (FindingFamily::Ipv6, _) => {
                 findings.insert((f.code, Some(Family::Ipv6)));
             }
-            (_, Some(address)) => {
-                findings.insert((f.code, Some(Family::of(address))));
-            }
-            (_, None) if probed.is_empty() => {
+            (FindingFamily::Host, _) => {
                 findings.insert((f.code, None));
             }
-            (_, None) => findings.extend(probed.iter().map(|fam| (f.code, Some(*fam)))),
+            (FindingFamily::Probe, Some(address)) => {
+                findings.insert((f.code, Some(Family::of(address))));
+            }
+            (FindingFamily::Probe, None) if probed.is_empty() => {
+                findings.insert((f.code, None));
+            }
+            (FindingFamily::Probe, None) => {
+                findings.extend(probed.iter().map(|fam| (f.code, Some(*fam))))
+            }
         }
     }
     let probe_known = !host.probes.is_empty() || host.starttls().is_some();
@@ -1133,6 +1161,51 @@ mod tests {
             [
                 r#"mta_sts_sender_action{domain="wild.test",profile="postfix_resolver",action="deliver"} 1.0"#,
                 r#"mta_sts_sender_action{domain="wild.test",profile="postfix_tlspol",action="deliver"} 1.0"#,
+            ]
+        );
+    }
+
+    #[test]
+    fn a_host_level_finding_is_not_given_the_probed_family() {
+        use crate::finding::Finding;
+        use crate::probe::smtp::{SmtpOutcome, SmtpProbe};
+        use crate::report::{HostTransport, MxHostReport};
+        use crate::store::DomainMeta;
+        let store = Arc::new(Store::new());
+        store.set_domains(vec![("ula.test".to_string(), DomainMeta::default())]);
+        let mut report = DomainReport::skeleton("ula.test");
+        report.verdict = Verdict::NoPolicy;
+        // One IPv4 address probed with an expired certificate at every address; an AAAA in
+        // fd00::/8 not probed (target_address_forbidden names it, no address field).
+        let mut host = MxHostReport::new("mx.ula.test".into(), 10);
+        host.transport = HostTransport::CertInvalid;
+        host.probes.push(Arc::new(SmtpProbe {
+            host: "mx.ula.test".into(),
+            address: "192.0.2.25".parse().unwrap(),
+            greeting: None,
+            starttls_offered: Some(true),
+            tls: None,
+            outcome: SmtpOutcome::Ok,
+            duration_seconds: 0.1,
+            inferred: None,
+        }));
+        report.mx.hosts.push(host);
+        for code in [Code::TargetAddressForbidden, Code::MxCertExpired] {
+            report
+                .findings
+                .push(Finding::new(code, "x").with_host("mx.ula.test"));
+        }
+        store.record(report);
+        let text = encode(&Exposition::new(store, None).registry(), false).unwrap();
+        let lines: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("mta_sts_mx_finding{"))
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                r#"mta_sts_mx_finding{mx="mx.ula.test",code="target_address_forbidden"} 1.0"#,
+                r#"mta_sts_mx_finding{mx="mx.ula.test",code="mx_cert_expired",family="ipv4"} 1.0"#,
             ]
         );
     }
