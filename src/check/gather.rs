@@ -156,11 +156,13 @@ impl Gatherer<'_> {
             other => return (PolicyObservation::Unresolved(other), None),
         };
         // Addresses this machine has no route to are left out: a failure there is the
-        // exporter's network, not the domain.
+        // exporter's network, not the domain. Non-public ones stay, so the fetch reports them
+        // as the address guard's refusal (the domain's fault), as for MX hosts.
+        let settings = &self.settings.fetch;
         let routable: Vec<IpAddr> = addresses
             .iter()
             .copied()
-            .filter(|ip| !unroutable(*ip))
+            .filter(|ip| settings.address_policy.refusal(*ip).is_some() || !unroutable(*ip))
             .collect();
         if routable.is_empty() {
             return (PolicyObservation::Unreachable(addresses), None);
@@ -169,7 +171,6 @@ impl Gatherer<'_> {
             .iter()
             .copied()
             .partition(|ip| Family::of(*ip) == Family::Ipv6);
-        let settings = &self.settings.fetch;
         if v4.is_empty() || v6.is_empty() {
             let only = fetch_policy_at(self.tls, domain, &routable, settings).await;
             return (PolicyObservation::Fetched(Box::new(only)), None);

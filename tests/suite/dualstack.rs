@@ -467,6 +467,24 @@ async fn without_routes_dual_stack_domains_are_judged_on_ipv4() {
         "{text}"
     );
 
+    // A policy host at a private address with no route from here either: the address guard's
+    // refusal (the domain's fault) comes first, not "unreachable from the exporter".
+    let private = domain(Lab::builder(), "ten.test")
+        .dns(|d| d.a("mta-sts.ten.test", Ipv4Addr::new(10, 9, 9, 9)))
+        .good_mx("ten.test", 10, "mx1.ten.test")
+        .start()
+        .await;
+    assert!(mta_sts_exporter::probe::route::no_route(Ipv4Addr::new(10, 9, 9, 9).into()).is_some());
+    let mut settings = both_families(&private);
+    settings.fetch.address_policy.allow_private = false;
+    let report = Checker::new(settings, private.trust())
+        .unwrap()
+        .check("ten.test")
+        .await;
+    let found = codes(&report);
+    assert!(found.contains(&Code::TargetAddressForbidden), "{found:?}");
+    assert!(!found.contains(&Code::UnreachableFromExporter), "{found:?}");
+
     // An IPv6-only MX: unknown from here, not refused.
     let report = check_both(&lab, "six.test").await;
     assert_eq!(
