@@ -378,15 +378,12 @@ fn family_stage(
 ) {
     let Some(OtherFamily {
         main_is_ipv6,
-        fetch: other,
+        fetch: mut other,
     }) = other
     else {
         return;
     };
-    let main_ok = policy
-        .fetch
-        .as_ref()
-        .is_some_and(|f| f.usable_body().is_some());
+    let main_ok = policy.fetch.as_deref().is_some_and(fetch_usable);
     if record.status != RecordStatus::Missing && main_ok && !fetch_usable(&other) {
         let why = fetch_findings(&other)
             .into_iter()
@@ -445,7 +442,6 @@ fn family_stage(
         }
     }
     // Its body is not needed once compared: a stored report keeps one copy.
-    let mut other = other;
     other.body = None;
     policy.fetch_other_family = Some(other);
 }
